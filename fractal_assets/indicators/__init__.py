@@ -1,0 +1,1 @@
+"""Pure, vectorized indicator functions: numpy in, numbers or arrays out."""

@@ -1,0 +1,121 @@
+"""The tick model: what a feed hands over, and what the platform stores.
+
+Everything is columnar numpy: one array per field, never one Python object
+per tick, so that validation and storage run at memory speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TICK_DTYPE = np.dtype([("ts", "<i8"), ("price", "<f8"), ("volume", "<f8"), ("side", "i1")])
+"""A stored tick: epoch ms (UTC), price, volume (fractional), aggressor side (+1 buy, -1 sell)."""
+
+QUOTE_DTYPE = np.dtype(
+    [("ts", "<i8"), ("bid", "<f8"), ("ask", "<f8"), ("bid_size", "<f8"), ("ask_size", "<f8")]
+)
+"""A best bid/offer update."""
+
+BUY, SELL = 1, -1
+
+
+@dataclass
+class RawTrades:
+    """Trades as a feed parsed them, in arrival order, not yet validated.
+
+    ``side`` is float: +1 buy aggressor, -1 sell, NaN when the source has no
+    side (the tick rule fills it in); any other value is invalid input.
+    ``seq`` numbers the source records, so a restart can resume after the
+    last one stored.
+    """
+
+    seq: np.ndarray
+    symbol: np.ndarray
+    ts: np.ndarray
+    price: np.ndarray
+    volume: np.ndarray
+    side: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    def take(self, index: np.ndarray) -> "RawTrades":
+        """The rows selected by a boolean mask or an index array."""
+        return RawTrades(*(getattr(self, f)[index] for f in RAW_TRADE_FIELDS))
+
+
+RAW_TRADE_FIELDS = ("seq", "symbol", "ts", "price", "volume", "side")
+
+
+@dataclass
+class RawQuotes:
+    """Best bid/offer updates as parsed, in arrival order."""
+
+    seq: np.ndarray
+    symbol: np.ndarray
+    ts: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    bid_size: np.ndarray
+    ask_size: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+
+@dataclass(frozen=True)
+class BookSnapshot:
+    """Top levels of one symbol's order book at an event time; rows are (price, qty)."""
+
+    symbol: str
+    ts: int
+    bids: np.ndarray
+    asks: np.ndarray
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A record that did not become a tick, and why."""
+
+    seq: int
+    reason: str
+    detail: str
+    raw: str = ""
+    symbol: str = ""
+
+
+@dataclass
+class FeedChunk:
+    """What a feed yields: a slice of the source, ``last_seq`` being its last record number."""
+
+    last_seq: int
+    trades: RawTrades | None = None
+    quotes: RawQuotes | None = None
+    books: list[BookSnapshot] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+def to_ticks(ts: np.ndarray, price: np.ndarray, volume: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """Pack validated columns into a ``TICK_DTYPE`` array."""
+    out = np.empty(len(ts), dtype=TICK_DTYPE)
+    out["ts"], out["price"], out["volume"], out["side"] = ts, price, volume, side
+    return out
+
+
+def tick_rule(price: np.ndarray, prev_price: float | None = None, prev_side: int = BUY) -> np.ndarray:
+    """Aggressor side inferred from price changes (Lee-Ready tick rule).
+
+    An uptick is a buy, a downtick a sell, and an unchanged price repeats the
+    previous side. ``prev_price``/``prev_side`` carry the state of the
+    symbol's earlier ticks; a symbol's very first tick counts as a buy.
+    """
+    n = len(price)
+    if n == 0:
+        return np.empty(0, dtype=np.int8)
+    before = price[0] if prev_price is None else prev_price
+    step = np.sign(np.diff(price, prepend=before)).astype(np.int8)
+    last_change = np.where(step != 0, np.arange(n), -1)
+    np.maximum.accumulate(last_change, out=last_change)
+    return np.where(last_change >= 0, step[np.maximum(last_change, 0)], np.int8(prev_side)).astype(np.int8)

@@ -1,0 +1,67 @@
+"""Shared fixtures: a real Redis for every test, real files under a temporary data dir.
+
+The system Redis on 127.0.0.1:6379 is used when it answers (database 13,
+a key prefix unique to the test, removed afterwards); otherwise one embedded
+redis-server is started for the session.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from fractal_assets.config import Config
+from fractal_assets.hot.connection import ensure_embedded_redis, stop_embedded_redis
+from fractal_assets.hot.keys import Keys
+from fractal_assets.hot.store import HotStore
+
+SYSTEM_REDIS = "redis://127.0.0.1:6379/13"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_file(relative: str) -> Path:
+    """A file of the shared real market data, or a skip saying why it is missing."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"real market data not present: {path} (see shared/data/SOURCES.md)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real Redis: the system one when reachable, else an embedded one."""
+    try:
+        redis.Redis.from_url(SYSTEM_REDIS, socket_connect_timeout=0.5).ping()
+        yield SYSTEM_REDIS
+        return
+    except redis.ConnectionError:
+        pass
+    data_dir = tmp_path_factory.mktemp("embedded-redis")
+    yield ensure_embedded_redis(data_dir)
+    stop_embedded_redis(data_dir)
+
+
+@pytest.fixture
+def key_prefix(redis_server: str) -> Iterator[str]:
+    """A prefix no other test uses; its keys are deleted afterwards."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_server)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def config(tmp_path: Path, redis_server: str, key_prefix: str) -> Config:
+    """Settings pointing at a fresh data dir and the test's slice of Redis."""
+    return Config.from_env(data_dir=tmp_path / "data", redis_url=redis_server, key_prefix=key_prefix)
+
+
+@pytest.fixture
+def store(config: Config) -> HotStore:
+    return HotStore(redis.Redis.from_url(config.redis_url), Keys(config.key_prefix))
