@@ -8,6 +8,7 @@ after a restart exactly where it stopped.
 from __future__ import annotations
 
 import gzip
+import importlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,16 +26,11 @@ def _generic(path: Path, chunk_rows: int, follow: bool) -> Iterator[FeedChunk]:
     return read_csv(path, chunk_rows, follow)
 
 
-def _readers() -> dict[str, Reader]:
-    from fractal_assets.feeds import binance, databento, freqtrade, tardis
-
-    return {
-        "generic": _generic,
-        "binance": binance.read,
-        "tardis": tardis.read,
-        "freqtrade": freqtrade.read,
-        "databento": databento.read,
-    }
+def _reader(fmt: str) -> Reader:
+    """The reader of a format; each lives in the module of that name, imported on first use."""
+    if fmt == "generic":
+        return _generic
+    return importlib.import_module(f"fractal_assets.feeds.{fmt}").read
 
 
 FORMATS = ("auto", "generic", "binance", "tardis", "freqtrade", "databento")
@@ -74,4 +70,4 @@ def open_feed(path: Path, fmt: str = "auto", chunk_rows: int = 100_000, follow: 
     if fmt not in FORMATS:
         raise FeedFormatError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
     fmt = detect_format(path) if fmt == "auto" else fmt
-    return _readers()[fmt](path, chunk_rows, follow)
+    return _reader(fmt)(path, chunk_rows, follow)

@@ -34,7 +34,8 @@ def _side_column(values: pd.Series) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(values.dtype):
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
     words = values.fillna("").astype(str).str.strip().str.lower()
-    return words.map(SIDE_WORDS).fillna(0.0).to_numpy(dtype=np.float64)
+    known = words.isin(list(SIDE_WORDS))
+    return np.where(known, words.map(SIDE_WORDS), 0.0).astype(np.float64)
 
 
 def _ts_column(values: pd.Series) -> np.ndarray:
@@ -43,8 +44,8 @@ def _ts_column(values: pd.Series) -> np.ndarray:
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
     numeric = pd.to_numeric(values, errors="coerce")
     parsed = pd.to_datetime(values.where(numeric.isna()), utc=True, errors="coerce", format="ISO8601")
-    ms = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
-    return numeric.fillna(ms.astype("Float64")).to_numpy(dtype=np.float64, na_value=np.nan)
+    iso_ms = np.floor((parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(milliseconds=1))
+    return numeric.fillna(iso_ms).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def frame_to_chunk(frame: pd.DataFrame, seq: np.ndarray) -> FeedChunk:
@@ -104,10 +105,12 @@ def read_csv(path: Path, chunk_rows: int, follow: bool = False) -> Iterator[Feed
 
     reader = pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(block_size=max(1 << 20, chunk_rows * 64), use_threads=False),
+        read_options=pacsv.ReadOptions(block_size=max(1 << 16, chunk_rows * 64), use_threads=False),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(
-            column_types={"symbol": pa.string(), "side": pa.string()}, strings_can_be_null=True
+            column_types={"symbol": pa.string(), "side": pa.string()},
+            null_values=[""],
+            strings_can_be_null=True,
         ),
     )
     next_row = 0

@@ -92,4 +92,4 @@ def redis_url(config: Config) -> str:
 
 def connect(config: Config) -> redis.Redis:
     """A client for the hot tier (raw bytes in and out: payloads are msgpack)."""
-    return redis.Redis.from_url(redis_url(config), socket_keepalive=True, health_check_interval=30)
+    return redis.Redis.from_url(redis_url(config), health_check_interval=30)

@@ -100,17 +100,17 @@ class HotStore:
         """Store blocks, dead letters and books with their checkpoints, atomically."""
         pipe = self.client.pipeline(transaction=True)
         stored: Counter[str] = Counter()
-        progress: dict[str, dict[str, Any]] = {}
+        marks: dict[str, dict[str, Any]] = {}
         for block in blocks:
             pipe.xadd(self.keys.ticks(block.symbol), {"d": pack_ticks(block.ticks, block.seq0)})
             stored[block.symbol] += len(block.ticks)
-            mark = progress.setdefault(block.symbol, {})
+            mark = marks.setdefault(block.symbol, {})
             mark[f"src:{source_id}"] = block.source_seq
             mark["count"] = block.seq0 + len(block.ticks)
         for book in books:
             pipe.xadd(self.keys.order_book(book.symbol), {"d": pack_book(book.ts, book.bids, book.asks)})
-            progress.setdefault(book.symbol, {})[f"book:{source_id}"] = book.ts
-        for symbol, mark in progress.items():
+            marks.setdefault(book.symbol, {})[f"book:{source_id}"] = book.ts
+        for symbol, mark in marks.items():
             if symbol in stored:
                 state = states[symbol]
                 mark.update(max_ts=state.max_ts, last_price=repr(state.last_price), last_side=state.last_side)

@@ -1,0 +1,129 @@
+"""The ``fractal`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from fractal_assets.config import Config
+from fractal_assets.feeds import FORMATS, open_feed
+from fractal_assets.hot.connection import connect, ensure_embedded_redis, stop_embedded_redis
+from fractal_assets.hot.keys import Keys
+from fractal_assets.hot.store import HotStore
+from fractal_assets.ingest import IngestReport, Ingestor
+from fractal_assets.progress import Progress
+from fractal_assets.ticks import FeedChunk
+from fractal_assets.validation import normalize_symbol
+
+PACED_CHUNK_ROWS = 200
+"""Small chunks when replaying in real time, so pacing is smooth."""
+
+
+def source_id(path: Path) -> str:
+    """Stable id of a file source: restarts on the same file resume its checkpoint."""
+    return "file:" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+
+
+def _known_total(path: Path) -> int | None:
+    return pq.ParquetFile(path).metadata.num_rows if path.suffix == ".parquet" else None
+
+
+def _ingest(config: Config, chunks: Iterator[FeedChunk], source: str, speed: float, total: int | None) -> IngestReport:
+    store = HotStore(connect(config), Keys(config.key_prefix))
+    progress = Progress(total)
+    try:
+        return Ingestor(config, store, source).run(chunks, speed=speed, progress=progress)
+    finally:
+        progress.close()
+
+
+def print_report(report: IngestReport) -> None:
+    """The end-of-run summary: accepted and rejected counts."""
+    rate = report.total_accepted / report.seconds if report.seconds else 0.0
+    print(f"accepted {report.total_accepted} ticks in {report.seconds:.2f} s ({rate:,.0f} ticks/s)")
+    for symbol, n in sorted(report.accepted.items()):
+        print(f"  {symbol}: {n}")
+    print(f"rejected {report.total_rejected}")
+    for reason, n in sorted(report.rejected.items()):
+        print(f"  {reason}: {n}")
+    print(f"skipped {report.skipped} records already stored by an earlier run")
+    print(f"order-book snapshots {report.books}, quotes {report.quotes}")
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    config = Config.from_env(data_dir=args.data_dir)
+    path = Path(args.source)
+    chunk_rows = PACED_CHUNK_ROWS if args.speed > 0 or args.follow else args.chunk_rows
+    chunks = open_feed(path, args.format, chunk_rows=chunk_rows, follow=args.follow)
+    print_report(_ingest(config, chunks, source_id(path), args.speed, _known_total(path)))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from fractal_assets.feeds.simulator import SimulatorSpec, simulate
+
+    config = Config.from_env(data_dir=args.data_dir)
+    symbols = tuple(normalize_symbol(s) for s in args.symbols.split(",") if s.strip())
+    duration_ms = int(args.duration * 1000)
+    start = args.start_ms if args.start_ms is not None else int(time.time() * 1000) - (0 if args.speed else duration_ms)
+    spec = SimulatorSpec(symbols=symbols, rate=args.rate, duration_s=args.duration, start_ms=start, seed=args.seed)
+    source = "sim:" + hashlib.sha1(repr(spec).encode()).hexdigest()[:16]
+    total = int(args.rate * args.duration * len(symbols))
+    print_report(_ingest(config, simulate(spec), source, args.speed, total))
+    return 0
+
+
+def cmd_redis(args: argparse.Namespace) -> int:
+    config = Config.from_env(data_dir=args.data_dir)
+    if args.action == "start":
+        print(ensure_embedded_redis(config.data_dir))
+    elif args.action == "stop":
+        print("stopped" if stop_embedded_redis(config.data_dir) else "not running")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fractal", description="fractal-alpha market data platform")
+    parser.add_argument("--data-dir", default=None, help="runtime data dir (default: $FRACTAL_DATA_DIR or ./data)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ingest = sub.add_parser("ingest", help="replay or tail a tick file into the hot tier")
+    ingest.add_argument("--source", required=True, help="file to read")
+    ingest.add_argument("--format", default="auto", choices=FORMATS)
+    ingest.add_argument("--speed", type=float, default=0.0, help="0: as fast as possible; N: N x real time")
+    ingest.add_argument("--follow", action="store_true", help="keep reading lines appended to the file")
+    ingest.add_argument("--chunk-rows", type=int, default=100_000, help=argparse.SUPPRESS)
+    ingest.set_defaults(func=cmd_ingest)
+
+    sim = sub.add_parser("simulate", help="run the built-in market simulator into the hot tier")
+    sim.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="comma-separated symbols")
+    sim.add_argument("--rate", type=float, default=100.0, help="mean trades per second per symbol")
+    sim.add_argument("--duration", type=float, default=60.0, help="seconds of simulated market")
+    sim.add_argument("--speed", type=float, default=1.0, help="0: as fast as possible; 1: real time")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--start-ms", type=int, default=None, help="epoch ms of the first event (default: now)")
+    sim.set_defaults(func=cmd_simulate)
+
+    red = sub.add_parser("redis", help="manage the embedded Redis under the data dir")
+    red.add_argument("action", choices=("start", "stop"))
+    red.set_defaults(func=cmd_redis)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"fractal: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

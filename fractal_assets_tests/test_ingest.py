@@ -1,0 +1,182 @@
+"""Ingest into a real Redis: counts, rejections, restarts, micro-batching, real-time indicators."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import redis
+
+from fractal_assets.cli import main, source_id
+from fractal_assets.config import Config
+from fractal_assets.feeds import open_feed
+from fractal_assets.hot.codec import unpack_ticks
+from fractal_assets.hot.connection import connect, embedded_socket, stop_embedded_redis
+from fractal_assets.hot.store import HotStore
+from fractal_assets.ingest import Ingestor
+from fractal_assets.validation import REASONS
+
+
+def write_ticks(path: Path, n: int, symbols: tuple[str, ...] = ("AAA", "BBB"), seed: int = 1) -> pd.DataFrame:
+    """A generic tick CSV of n rows over the given symbols."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "ts": 1_700_000_000_000 + np.sort(rng.integers(0, 3_600_000, n)),
+        "symbol": rng.choice(symbols, n),
+        "price": np.round(100 + np.cumsum(rng.normal(0, 0.05, n)), 2),
+        "volume": np.round(rng.exponential(1.0, n), 6),
+        "side": rng.choice([1, -1], n),
+    })
+    frame.to_csv(path, index=False)
+    return frame
+
+
+def stored(store: HotStore, symbol: str) -> np.ndarray:
+    return store.read_ticks(symbol)[1]
+
+
+def run_ingest(config: Config, path: Path, *extra: str) -> int:
+    env = {"FRACTAL_REDIS_URL": config.redis_url, "FRACTAL_KEY_PREFIX": config.key_prefix}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return main(["--data-dir", str(config.data_dir), "ingest", "--source", str(path), "--speed", "0", *extra])
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+def test_generic_csv_reaches_redis_exactly_with_sides_and_order(config: Config, store: HotStore, tmp_path: Path) -> None:
+    path = tmp_path / "ticks.csv"
+    frame = write_ticks(path, 5_432)
+    assert run_ingest(config, path) == 0
+    for symbol, rows in frame.groupby("symbol", sort=True):
+        got = stored(store, symbol)
+        assert got["ts"].tolist() == rows["ts"].tolist()
+        assert np.array_equal(got["price"], rows["price"].to_numpy())
+        assert np.array_equal(got["volume"], rows["volume"].to_numpy())
+        assert got["side"].tolist() == rows["side"].tolist()
+    assert store.symbols() == ["AAA", "BBB"]
+    assert store.rejected_counts() == {}
+
+
+def test_micro_batches_hold_batch_size_ticks(config: Config, store: HotStore, tmp_path: Path) -> None:
+    path = tmp_path / "one.csv"
+    write_ticks(path, 2_500, symbols=("ONE",))
+    run_ingest(config, path)
+    sizes = [len(unpack_ticks(f[b"d"])[0]) for _, f in store.client.xrange(store.keys.ticks("ONE"))]
+    assert sizes == [1000, 1000, 500]
+
+
+def test_every_rejection_reason_is_counted_and_dead_lettered(config: Config, store: HotStore, tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "ts,symbol,price,volume,side\n"
+        "1700000000000,GOOD,10,1,buy\n"       # 0 ok
+        "1700000000001,GOOD,abc,1,buy\n"      # 1 unparseable
+        "1700000000002,GOOD,10\n"             # 2 unparseable: wrong field count
+        "1700000000003,GOOD,nan,1,buy\n"      # 3 bad_price
+        "1700000000004,GOOD,-5,1,sell\n"      # 4 bad_price
+        "1700000000005,GOOD,10,-1,sell\n"     # 5 bad_volume
+        "1700000000006,GOOD,10,1,sideways\n"  # 6 bad_side
+        "1700000000007,BAD/SYM,10,1,buy\n"    # 7 bad_symbol
+        "1699999000000,GOOD,10,1,buy\n"       # 8 ts_backwards (1000 s back)
+        "2023-11-14T22:13:20.009Z,good,11,2,\n"  # 9 ok: ISO time, lower-case symbol, side inferred (uptick)
+    )
+    run_ingest(config, path)
+    assert store.rejected_counts() == {
+        "unparseable": 2, "bad_price": 2, "bad_volume": 1, "bad_side": 1, "bad_symbol": 1, "ts_backwards": 1,
+    }
+    assert set(store.rejected_counts()) == set(REASONS)
+    letters = store.client.xrange(store.keys.dead_letter())
+    assert sorted((int(f[b"seq"]), f[b"reason"].decode()) for _, f in letters) == [
+        (1, "unparseable"), (2, "unparseable"), (3, "bad_price"), (4, "bad_price"), (5, "bad_volume"),
+        (6, "bad_side"), (7, "bad_symbol"), (8, "ts_backwards"),
+    ]
+    good = stored(store, "GOOD")
+    assert good["ts"].tolist() == [1700000000000, 1700000000009]
+    assert good["side"].tolist() == [1, 1]
+
+
+def test_restart_on_the_same_file_stores_nothing_twice(config: Config, store: HotStore, tmp_path: Path) -> None:
+    path = tmp_path / "again.csv"
+    frame = write_ticks(path, 3_000)
+    run_ingest(config, path)
+    run_ingest(config, path)
+    assert sum(len(stored(store, s)) for s in ("AAA", "BBB")) == len(frame)
+
+
+def test_interrupted_run_resumes_exactly_where_it_stopped(config: Config, store: HotStore, tmp_path: Path) -> None:
+    path = tmp_path / "crash.csv"
+    frame = write_ticks(path, 7_777)
+    path.write_text(path.read_text() + "oops,AAA,1\n")
+
+    def crashing(chunks, after: int):
+        for i, chunk in enumerate(chunks):
+            if i == after:
+                raise KeyboardInterrupt
+            yield chunk
+
+    with pytest.raises(KeyboardInterrupt):
+        Ingestor(config, store, source_id(path)).run(crashing(open_feed(path, chunk_rows=1_000), after=5))
+    partial = sum(len(stored(store, s)) for s in ("AAA", "BBB"))
+    assert 0 < partial < len(frame)
+    report = Ingestor(config, store, source_id(path)).run(open_feed(path, chunk_rows=700))
+    assert report.total_accepted == len(frame) - partial
+    for symbol, rows in frame.groupby("symbol"):
+        assert stored(store, symbol)["ts"].tolist() == rows["ts"].tolist()
+    assert store.rejected_counts() == {"unparseable": 1}
+
+
+def test_killed_process_restarts_without_loss_or_duplicates(config: Config, store: HotStore, tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    frame = write_ticks(path, 400_000, symbols=("KILL",))
+    env = {**os.environ, "FRACTAL_REDIS_URL": config.redis_url, "FRACTAL_KEY_PREFIX": config.key_prefix}
+    cmd = [sys.executable, "-m", "fractal_assets.cli", "--data-dir", str(config.data_dir), "ingest",
+           "--source", str(path), "--speed", "0", "--chunk-rows", "2000"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    key = store.keys.ticks("KILL")
+    deadline = time.monotonic() + 60
+    while store.client.xlen(key) < 20 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.kill()
+    proc.wait()
+    assert 0 < len(stored(store, "KILL")) < len(frame), "the kill must land mid-replay"
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert stored(store, "KILL")["ts"].tolist() == frame["ts"].tolist()
+
+
+def test_realtime_indicators_are_refreshed_from_the_ring(config: Config, store: HotStore, tmp_path: Path) -> None:
+    path = tmp_path / "ind.csv"
+    frame = write_ticks(path, 1_500, symbols=("IND",))
+    run_ingest(config, path)
+    last = frame[frame["ts"] >= frame["ts"].iloc[-1] - 300_000]
+    imbalance = store.read_indicator("IND", "tick_imbalance", "5m")
+    flow = store.read_indicator("IND", "order_flow_ratio", "5m")
+    assert imbalance["value"] == last["side"].sum()
+    assert imbalance["ts"] == frame["ts"].iloc[-1]
+    expected = (last["volume"] * last["side"]).sum() / last["volume"].sum()
+    assert flow["value"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_embedded_redis_starts_under_the_data_dir_when_no_url_is_set(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("FRACTAL_REDIS_URL", raising=False)
+    data_dir = tmp_path / "data"
+    config = Config.from_env(data_dir=data_dir)
+    assert config.redis_url == ""
+    client = connect(config)
+    try:
+        assert client.ping()
+        assert embedded_socket(data_dir).is_socket()
+        assert str(embedded_socket(data_dir)).startswith(str(data_dir))
+        info = client.info("server")
+        assert info["redis_mode"] == "standalone" and int(info["tcp_port"]) == 0
+        assert redis.Redis.from_url(f"unix://{embedded_socket(data_dir)}").ping()
+    finally:
+        assert stop_embedded_redis(data_dir)
