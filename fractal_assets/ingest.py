@@ -168,15 +168,16 @@ class Ingestor:
 
     def _drop_stored(self, trades: RawTrades) -> RawTrades:
         """Rows an earlier run already stored for their symbol."""
-        names, _ = normalize_symbols(trades.symbol)
-        stored = np.array([self._stored_seq.get(n, NOTHING) for n in names], dtype=np.int64)
+        codes, names, _ = normalize_symbols(trades.symbol)
+        stored = np.array([self._stored_seq.get(n, NOTHING) for n in names], dtype=np.int64)[codes]
         keep = trades.seq > stored
         self.report.skipped += int((~keep).sum())
         return trades.take(keep)
 
     def _accept_quotes(self, quotes: RawQuotes) -> None:
-        names, ok = normalize_symbols(quotes.symbol)
-        valid = ok & np.isfinite(quotes.bid) & np.isfinite(quotes.ask) & (quotes.bid > 0) & (quotes.ask >= quotes.bid)
+        codes, symbols, ok = normalize_symbols(quotes.symbol)
+        names = symbols[codes]
+        valid = ok[codes] & np.isfinite(quotes.bid) & np.isfinite(quotes.ask) & (quotes.bid > 0) & (quotes.ask >= quotes.bid)
         for symbol in np.unique(names[valid]):
             rows = valid & (names == symbol)
             block = np.empty(int(rows.sum()), dtype=QUOTE_DTYPE)

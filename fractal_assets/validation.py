@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from fractal_assets.ticks import BUY, RawTrades, Rejection, tick_rule, to_ticks
 
@@ -55,30 +56,34 @@ class Validated:
     seq: np.ndarray
 
 
-def normalize_symbols(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Normalized symbol per row and a mask of rows whose symbol is valid."""
-    uniques, inverse = np.unique(raw.astype(str), return_inverse=True)
+def normalize_symbols(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(code per row, normalized name per code, valid flag per code).
+
+    Symbols repeat heavily, so each distinct one is checked once and rows
+    carry an integer code instead of a string.
+    """
+    codes, uniques = pd.factorize(raw, use_na_sentinel=False)
     names = np.empty(len(uniques), dtype=object)
     ok = np.zeros(len(uniques), dtype=bool)
     for i, u in enumerate(uniques):
         try:
             names[i], ok[i] = normalize_symbol(u), True
         except InvalidSymbol:
-            names[i] = u
-    return names[inverse], ok[inverse]
+            names[i] = str(u)
+    return codes, names, ok
 
 
-def _reject(trades: RawTrades, mask: np.ndarray, reason: str, detail: str, symbols: np.ndarray) -> list[Rejection]:
-    rows = np.flatnonzero(mask)
+def _reject(trades: RawTrades, rows: np.ndarray, reason: str, detail: str, symbols: np.ndarray) -> list[Rejection]:
+    """Rejections of ``rows``; ``symbols`` holds each row's normalized symbol."""
     return [
         Rejection(
             seq=int(trades.seq[i]),
             reason=reason,
             detail=detail,
             raw=f"{trades.symbol[i]},{trades.ts[i]},{trades.price[i]},{trades.volume[i]},{trades.side[i]}",
-            symbol=str(symbols[i]),
+            symbol=str(symbol),
         )
-        for i in rows
+        for i, symbol in zip(rows, symbols)
     ]
 
 
@@ -90,28 +95,27 @@ def validate(
     ``states`` is updated in place with the accepted ticks, so the next chunk
     continues the timestamp check and the tick rule where this one ended.
     """
-    symbols, symbol_ok = normalize_symbols(trades.symbol)
-    price_ok = np.isfinite(trades.price) & (trades.price > 0)
-    volume_ok = np.isfinite(trades.volume) & (trades.volume >= 0)
-    side_ok = np.isnan(trades.side) | (trades.side == 1) | (trades.side == -1)
-
+    codes, names, valid = normalize_symbols(trades.symbol)
+    checks = (
+        (valid[codes], BAD_SYMBOL, f"symbol must match {SYMBOL_RE.pattern}"),
+        (np.isfinite(trades.price) & (trades.price > 0), BAD_PRICE, "price must be finite and > 0"),
+        (np.isfinite(trades.volume) & (trades.volume >= 0), BAD_VOLUME, "volume must be finite and >= 0"),
+        (np.isnan(trades.side) | (trades.side == 1) | (trades.side == -1), BAD_SIDE,
+         "side must be 1 (buy), -1 (sell) or missing"),
+    )
     rejections: list[Rejection] = []
     pending = np.ones(len(trades), dtype=bool)
-    for ok, reason, detail in (
-        (symbol_ok, BAD_SYMBOL, f"symbol must match {SYMBOL_RE.pattern}"),
-        (price_ok, BAD_PRICE, "price must be finite and > 0"),
-        (volume_ok, BAD_VOLUME, "volume must be finite and >= 0"),
-        (side_ok, BAD_SIDE, "side must be 1 (buy), -1 (sell) or missing"),
-    ):
-        bad = pending & ~ok
-        rejections += _reject(trades, bad, reason, detail, symbols)
+    for ok, reason, detail in checks:
+        bad = np.flatnonzero(pending & ~ok)
+        rejections += _reject(trades, bad, reason, detail, names[codes[bad]])
         pending &= ok
 
     accepted: list[Validated] = []
-    kept = np.flatnonzero(pending)
-    order = kept[np.argsort(symbols[kept], kind="stable")]
-    groups = np.unique(symbols[order], return_index=True)
-    for symbol, rows in zip(groups[0], np.split(order, groups[1][1:])):
+    for code in np.flatnonzero(valid):
+        symbol = names[code]
+        rows = np.flatnonzero(pending & (codes == code))
+        if len(rows) == 0:
+            continue
         state = states.setdefault(symbol, SymbolState())
         ts = trades.ts[rows]
         running = np.maximum.accumulate(ts)
@@ -120,8 +124,8 @@ def validate(
             prior = np.maximum(prior, state.max_ts)
         backwards = ts < prior - tolerance_ms
         rejections += _reject(
-            trades.take(rows), backwards, TS_BACKWARDS, f"timestamp more than {tolerance_ms} ms before the symbol's newest",
-            symbols[rows],
+            trades, rows[backwards], TS_BACKWARDS, f"timestamp more than {tolerance_ms} ms before the symbol's newest",
+            np.full(int(backwards.sum()), symbol, dtype=object),
         )
         good = rows[~backwards]
         if len(good) == 0:
