@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -88,6 +89,27 @@ def cmd_redis(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_materialize(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from fractal_assets.backfill import materialize_days, partitions_with_data
+    from fractal_assets.resources import resources_for
+
+    config = Config.from_env(data_dir=args.data_dir)
+    resources = resources_for(config)
+    days = [
+        d for d in partitions_with_data(resources["hot"].store(), config.cold_dir)
+        if (not args.symbol or d.symbol == normalize_symbol(args.symbol))
+        and (not args.start or d.date >= args.start) and (not args.end or d.date <= args.end)
+    ]
+    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    print(f"materializing {len(days)} partitions")
+    failed = materialize_days(days, instance, resources)
+    for day in failed:
+        print(f"failed: {day.date}|{day.symbol}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fractal", description="fractal-alpha market data platform")
     parser.add_argument("--data-dir", default=None, help="runtime data dir (default: $FRACTAL_DATA_DIR or ./data)")
@@ -109,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--start-ms", type=int, default=None, help="epoch ms of the first event (default: now)")
     sim.set_defaults(func=cmd_simulate)
+
+    mat = sub.add_parser("materialize", help="archive ticks and build bars for every symbol-day with data")
+    mat.add_argument("--symbol", default=None)
+    mat.add_argument("--start", default=None, help="first UTC date, YYYY-MM-DD")
+    mat.add_argument("--end", default=None, help="last UTC date, YYYY-MM-DD")
+    mat.set_defaults(func=cmd_materialize)
 
     red = sub.add_parser("redis", help="manage the embedded Redis under the data dir")
     red.add_argument("action", choices=("start", "stop"))

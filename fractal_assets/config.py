@@ -43,6 +43,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("FRACTAL_BATCH_SIZE", "1000", "Ticks per Redis stream entry (micro-batch)."),
         Setting("FRACTAL_FLUSH_MS", "1", "A partial micro-batch is flushed once it is this old (ms)."),
         Setting("FRACTAL_INDICATOR_EVERY", "100", "Refresh real-time indicators every N ticks per symbol."),
+        Setting("FRACTAL_START_DATE", "2019-01-01", "First UTC date of the daily partitions."),
+        Setting("FRACTAL_WARM_DAYS", "30", "Days of bars kept in the warm tier, counted back from a symbol's newest bar."),
         Setting("FRACTAL_TS_TOLERANCE_MS", "5000", "A tick older than its symbol's newest by more is rejected."),
     )
 }
@@ -53,9 +55,12 @@ def env_value(name: str) -> str:
     return os.environ.get(name) or SETTINGS[name].default
 
 
-def dagster_value(name: str) -> Any:
-    """An ``EnvVar`` for a set variable, else the default, for Dagster resource fields."""
-    return EnvVar(name) if os.environ.get(name) else SETTINGS[name].default
+def dagster_value(name: str, fallback: str | None = None) -> Any:
+    """An ``EnvVar`` for a set variable (so the UI shows its source), else ``fallback``
+    or the documented default, for Dagster resource fields."""
+    if os.environ.get(name):
+        return EnvVar(name)
+    return SETTINGS[name].default if fallback is None else fallback
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class Config:
     flush_ms: float
     indicator_every: int
     ts_tolerance_ms: int
+    warm_days: int
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Config":
@@ -90,6 +96,7 @@ class Config:
             "flush_ms": float(env_value("FRACTAL_FLUSH_MS")),
             "indicator_every": int(env_value("FRACTAL_INDICATOR_EVERY")),
             "ts_tolerance_ms": int(env_value("FRACTAL_TS_TOLERANCE_MS")),
+            "warm_days": int(env_value("FRACTAL_WARM_DAYS")),
         }
         unknown = set(overrides) - {f.name for f in fields(cls)}
         if unknown:

@@ -38,7 +38,7 @@ def write_ticks(path: Path, n: int, symbols: tuple[str, ...] = ("AAA", "BBB"), s
 
 
 def stored(store: HotStore, symbol: str) -> np.ndarray:
-    return store.read_ticks(symbol)[1]
+    return store.read_ticks(symbol).ticks
 
 
 def run_ingest(config: Config, path: Path, *extra: str) -> int:

@@ -31,6 +31,10 @@ class Keys:
         """Hash: source id -> highest source sequence of this symbol stored."""
         return f"{self.prefix}ckpt:{{{symbol}}}"
 
+    def archived(self, symbol: str) -> str:
+        """Hash: UTC date -> newest tick-stream entry id whose ticks of that date are in the cold tier."""
+        return f"{self.prefix}archived:{{{symbol}}}"
+
     def source_checkpoint(self, source_id: str) -> str:
         """Every record of the source up to this sequence is fully handled."""
         return f"{self.prefix}ckpt:source:{source_id}"

@@ -47,6 +47,35 @@ class SourceCheckpoint:
 
 
 @dataclass
+class HotTicks:
+    """Ticks read back from a stream, with each tick's arrival number."""
+
+    last_entry: bytes | None
+    ticks: np.ndarray
+    seq: np.ndarray
+
+
+@dataclass(frozen=True)
+class EntrySpan:
+    """A stream entry and the event-time range of its ticks."""
+
+    entry_id: bytes
+    t0: int
+    t1: int
+
+
+def _stream_id(entry_id: bytes) -> tuple[int, int]:
+    ms, _, seq = entry_id.decode().partition("-")
+    return int(ms), int(seq or 0)
+
+
+def utc_days(t0: int, t1: int) -> list[str]:
+    """UTC dates (YYYY-MM-DD) touched by the epoch-ms range [t0, t1]."""
+    first, last = np.datetime64(t0, "ms").astype("M8[D]"), np.datetime64(t1, "ms").astype("M8[D]")
+    return [str(d) for d in np.arange(first, last + 1)]
+
+
+@dataclass
 class TickBlock:
     """A micro-batch of one symbol's ticks, ready for one stream entry."""
 
@@ -102,7 +131,9 @@ class HotStore:
         stored: Counter[str] = Counter()
         marks: dict[str, dict[str, Any]] = {}
         for block in blocks:
-            pipe.xadd(self.keys.ticks(block.symbol), {"d": pack_ticks(block.ticks, block.seq0)})
+            ts = block.ticks["ts"]
+            entry = {"d": pack_ticks(block.ticks, block.seq0), "t0": int(ts.min()), "t1": int(ts.max())}
+            pipe.xadd(self.keys.ticks(block.symbol), entry)
             stored[block.symbol] += len(block.ticks)
             mark = marks.setdefault(block.symbol, {})
             mark[f"src:{source_id}"] = block.source_seq
@@ -130,15 +161,53 @@ class HotStore:
         pipe.hset(self.keys.source_checkpoint(source_id), mapping={"handled": progress.handled, "rejected": progress.rejected})
         pipe.execute()
 
-    def read_ticks(self, symbol: str, min_id: str = "-", max_id: str = "+") -> tuple[list[bytes], np.ndarray]:
-        """Stream entry ids and all their ticks concatenated, in arrival order."""
-        ids: list[bytes] = []
-        parts: list[np.ndarray] = []
-        for entry_id, fields in self.client.xrange(self.keys.ticks(symbol), min_id, max_id):
-            ticks, _ = unpack_ticks(fields[b"d"])
-            ids.append(entry_id)
+    def read_ticks(self, symbol: str, min_id: str | bytes = "-", max_id: str | bytes = "+") -> HotTicks:
+        """Ticks of the stream entries in [min_id, max_id], in arrival order."""
+        entries = self.client.xrange(self.keys.ticks(symbol), min_id, max_id)
+        parts, seqs = [], []
+        for _, fields in entries:
+            ticks, seq0 = unpack_ticks(fields[b"d"])
             parts.append(ticks)
-        return ids, np.concatenate(parts) if parts else np.empty(0, dtype=TICK_DTYPE)
+            seqs.append(np.arange(seq0, seq0 + len(ticks), dtype=np.int64))
+        if not parts:
+            return HotTicks(None, np.empty(0, dtype=TICK_DTYPE), np.empty(0, dtype=np.int64))
+        return HotTicks(entries[-1][0], np.concatenate(parts), np.concatenate(seqs))
+
+    def entry_spans(self, symbol: str, min_id: str | bytes = "-", count: int | None = None) -> list[EntrySpan]:
+        """Entry ids with the time span of their ticks, without unpacking payloads."""
+        entries = self.client.xrange(self.keys.ticks(symbol), min_id, "+", count=count)
+        return [EntrySpan(eid, int(f[b"t0"]), int(f[b"t1"])) for eid, f in entries]
+
+    def mark_archived(self, symbol: str, date: str, through: bytes) -> None:
+        """Record that the ticks of ``date`` in entries up to ``through`` are in the cold tier."""
+        self.client.hset(self.keys.archived(symbol), date, through)
+
+    def archived(self, symbol: str) -> dict[str, bytes]:
+        """UTC date -> newest entry id archived for it."""
+        return {k.decode(): v for k, v in self.client.hgetall(self.keys.archived(symbol)).items()}
+
+    def trim_archived(self, symbol: str, keep_ms: int) -> int:
+        """Drop the oldest entries whose ticks are all archived and older than ``keep_ms``
+        before the symbol's newest tick; returns how many were dropped.
+
+        The newest entry is never older than that, so there is always one left
+        to serve as the MINID boundary.
+        """
+        spans = self.entry_spans(symbol)
+        if not spans:
+            return 0
+        newest = max(s.t1 for s in spans)
+        archived = {d: _stream_id(v) for d, v in self.archived(symbol).items()}
+        cut = 0
+        for span in spans:
+            if span.t1 >= newest - keep_ms or not all(
+                archived.get(day, (-1, -1)) >= _stream_id(span.entry_id) for day in utc_days(span.t0, span.t1)
+            ):
+                break
+            cut += 1
+        if cut == 0:
+            return 0
+        return int(self.client.xtrim(self.keys.ticks(symbol), minid=spans[cut].entry_id))
 
     def symbols(self) -> list[str]:
         """Every symbol ingest has stored."""

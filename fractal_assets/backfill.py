@@ -1,0 +1,54 @@
+"""Materializing tick-pipeline partitions outside the UI: the demo, the CLI and tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from dagster import ConfigurableResource, DagsterInstance, materialize
+
+from fractal_assets.assets.bars import BAR_ASSETS
+from fractal_assets.assets.ticks import raw_ticks
+from fractal_assets.hot.store import HotStore, utc_days
+from fractal_assets.partitions import SymbolDay, symbol_partitions
+
+PIPELINE = [raw_ticks, *BAR_ASSETS]
+
+
+def partitions_with_data(store: HotStore, cold_dir: Path) -> list[SymbolDay]:
+    """Every symbol-day with ticks in the hot tier or already in the cold tier."""
+    days = set()
+    for symbol in store.symbols():
+        for span in store.entry_spans(symbol):
+            days.update(SymbolDay(symbol, d) for d in utc_days(span.t0, span.t1))
+    for part in (cold_dir / "ticks").glob("symbol=*/date=*"):
+        days.add(SymbolDay(part.parent.name.split("=", 1)[1], part.name.split("=", 1)[1]))
+    return sorted(days, key=lambda d: (d.symbol, d.date))
+
+
+def register_symbols(instance: DagsterInstance, symbols: Iterable[str]) -> None:
+    """Add symbols missing from the dynamic ``symbol`` partitions."""
+    known = set(instance.get_dynamic_partitions(symbol_partitions.name))
+    new = sorted(set(symbols) - known)
+    if new:
+        instance.add_dynamic_partitions(symbol_partitions.name, new)
+
+
+def materialize_days(
+    days: Iterable[SymbolDay],
+    instance: DagsterInstance,
+    resources: dict[str, ConfigurableResource],
+) -> list[SymbolDay]:
+    """Run the tick pipeline for each symbol-day; returns the days whose run failed."""
+    days = list(days)
+    register_symbols(instance, {d.symbol for d in days})
+    failed = []
+    for day in days:
+        result = materialize(
+            PIPELINE, partition_key=day.key, instance=instance,
+            resources=resources, raise_on_error=False,
+            tags={"fractal/source": "fractal materialize"},
+        )
+        if not result.success:
+            failed.append(day)
+    return failed

@@ -1,0 +1,26 @@
+"""The Dagster code location: ``fractal_assets.definitions:defs``."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from fractal_assets.assets.bars import BAR_ASSETS
+from fractal_assets.assets.hot import HOT_TIER_SPECS
+from fractal_assets.assets.maintenance import warm_retention
+from fractal_assets.assets.ticks import raw_ticks
+from fractal_assets.orchestration import (
+    finalize_yesterday,
+    hot_tier_sensor,
+    nightly_retention,
+    tick_pipeline_job,
+    warm_retention_job,
+)
+from fractal_assets.resources import resources_from_env
+
+defs = Definitions(
+    assets=[*HOT_TIER_SPECS, raw_ticks, *BAR_ASSETS, warm_retention],
+    jobs=[tick_pipeline_job, warm_retention_job],
+    sensors=[hot_tier_sensor],
+    schedules=[finalize_yesterday, nightly_retention],
+    resources=resources_from_env(),
+)

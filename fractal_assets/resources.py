@@ -1,0 +1,81 @@
+"""Dagster resources for the three storage tiers, configured from the environment via ``EnvVar``."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from dagster import ConfigurableResource
+
+from fractal_assets.config import Config, dagster_value
+from fractal_assets.hot.connection import connect as connect_redis
+from fractal_assets.hot.keys import Keys
+from fractal_assets.hot.store import HotStore
+from fractal_assets.warm.db import connect as connect_sqlite
+from fractal_assets.warm.schema import migrate
+
+
+class HotTierResource(ConfigurableResource):
+    """Redis: the configured server, or the embedded one under ``data_dir``."""
+
+    data_dir: str
+    redis_url: str = ""
+    key_prefix: str = ""
+    retention_hours: float = 2.0
+
+    def config(self) -> Config:
+        return Config.from_env(
+            data_dir=self.data_dir, redis_url=self.redis_url, key_prefix=self.key_prefix,
+            retention_hours=self.retention_hours,
+        )
+
+    def store(self) -> HotStore:
+        config = self.config()
+        return HotStore(connect_redis(config), Keys(config.key_prefix))
+
+
+class WarmTierResource(ConfigurableResource):
+    """The SQLite warm tier; connecting applies pending schema migrations."""
+
+    db_path: str
+    keep_days: int = 30
+
+    def connect(self) -> sqlite3.Connection:
+        conn = connect_sqlite(Path(self.db_path))
+        migrate(conn)
+        return conn
+
+
+class ColdTierResource(ConfigurableResource):
+    """Root directory of the Parquet cold tier."""
+
+    root: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root)
+
+
+def resources_from_env() -> dict[str, ConfigurableResource]:
+    """The resources of the code location, each field an ``EnvVar`` where the variable is set."""
+    config = Config.from_env()
+    return {
+        "hot": HotTierResource(
+            data_dir=dagster_value("FRACTAL_DATA_DIR"),
+            redis_url=dagster_value("FRACTAL_REDIS_URL"),
+            key_prefix=dagster_value("FRACTAL_KEY_PREFIX"),
+            retention_hours=config.retention_hours,
+        ),
+        "warm": WarmTierResource(db_path=dagster_value("FRACTAL_WARM_DB", str(config.warm_db)), keep_days=config.warm_days),
+        "cold": ColdTierResource(root=dagster_value("FRACTAL_COLD_DIR", str(config.cold_dir))),
+    }
+
+
+def resources_for(config: Config) -> dict[str, ConfigurableResource]:
+    """The same resources with resolved values, for runs started outside a code location."""
+    return {
+        "hot": HotTierResource(data_dir=str(config.data_dir), redis_url=config.redis_url,
+                               key_prefix=config.key_prefix, retention_hours=config.retention_hours),
+        "warm": WarmTierResource(db_path=str(config.warm_db), keep_days=config.warm_days),
+        "cold": ColdTierResource(root=str(config.cold_dir)),
+    }

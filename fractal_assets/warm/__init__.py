@@ -1,0 +1,1 @@
+"""The warm tier: SQLite tables prefixed ``fractal_``, safe to share a host application's database."""

@@ -1,0 +1,79 @@
+"""Warm-tier retention: bars older than the window move to Parquet, then leave SQLite.
+
+The window is counted back from each symbol's newest bar rather than from
+the wall clock, so replayed history is not pruned the moment it is built.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from fractal_assets.bars import BAR_COLUMNS
+from fractal_assets.cold.parquet import read_partition, write_atomic
+from fractal_assets.partitions import DAY_MS
+from fractal_assets.validation import normalize_symbol
+from fractal_assets.warm.db import write_transaction
+
+BAR_SCHEMA = pa.schema([
+    ("timestamp", pa.int64()), ("open", pa.float64()), ("high", pa.float64()), ("low", pa.float64()),
+    ("close", pa.float64()), ("volume", pa.float64()), ("buy_volume", pa.float64()),
+    ("sell_volume", pa.float64()), ("tick_count", pa.int64()), ("vwap", pa.float64()),
+])
+
+
+@dataclass(frozen=True)
+class Pruned:
+    symbol: str
+    timeframe: str
+    rows: int
+    cutoff: int
+
+
+def bar_partition(cold_dir: Path, timeframe: str, symbol: str, date: str) -> Path:
+    """``{cold_dir}/bars/timeframe=TF/symbol=SYM/date=YYYY-MM-DD``."""
+    return cold_dir / "bars" / f"timeframe={timeframe}" / f"symbol={normalize_symbol(symbol)}" / f"date={date}"
+
+
+def export_bars(cold_dir: Path, symbol: str, timeframe: str, bars: pd.DataFrame) -> None:
+    """Merge bars into their Parquet day partitions (a newer row replaces an older one)."""
+    dates = bars["timestamp"].to_numpy().astype("M8[ms]").astype("M8[D]").astype(str)
+    for date, rows in bars.groupby(dates):
+        target = bar_partition(cold_dir, timeframe, symbol, date)
+        new = pa.Table.from_pandas(rows[list(BAR_COLUMNS)], schema=BAR_SCHEMA, preserve_index=False)
+        merged = pa.concat_tables([read_partition(target, BAR_SCHEMA), new]).to_pandas()
+        merged = merged.drop_duplicates("timestamp", keep="last").sort_values("timestamp")
+        write_atomic(target, pa.Table.from_pandas(merged, schema=BAR_SCHEMA, preserve_index=False))
+
+
+def prune_bars(conn: sqlite3.Connection, cold_dir: Path, keep_days: int) -> list[Pruned]:
+    """Export then delete every bar older than ``keep_days`` before its symbol's newest bar.
+
+    Reading, exporting and deleting share one write transaction, so no bar
+    written meanwhile can be deleted without having been exported.
+    """
+    pruned = []
+    newest = conn.execute("SELECT symbol, MAX(timestamp) FROM fractal_bars GROUP BY symbol").fetchall()
+    for symbol, last in newest:
+        cutoff = int(last) - keep_days * DAY_MS
+        for (timeframe,) in conn.execute(
+            "SELECT DISTINCT timeframe FROM fractal_bars WHERE symbol = ? AND timestamp < ?", (symbol, cutoff)
+        ).fetchall():
+            with write_transaction(conn):
+                old = pd.read_sql_query(
+                    f"SELECT {', '.join(BAR_COLUMNS)} FROM fractal_bars WHERE symbol = ? AND timeframe = ? "
+                    "AND timestamp < ? ORDER BY timestamp", conn, params=(symbol, timeframe, cutoff),
+                )
+                export_bars(cold_dir, symbol, timeframe, old)
+                conn.execute(
+                    "DELETE FROM fractal_bars WHERE symbol = ? AND timeframe = ? AND timestamp < ?",
+                    (symbol, timeframe, cutoff),
+                )
+            pruned.append(Pruned(symbol, timeframe, len(old), cutoff))
+    return pruned
+
+

@@ -1,0 +1,166 @@
+"""Dagster assets end to end on real storage: Redis -> Parquet -> SQLite bars, checked by DuckDB."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, Definitions, materialize
+
+from fractal_assets.backfill import PIPELINE, materialize_days, partitions_with_data, register_symbols
+from fractal_assets.bars import TIMEFRAMES
+from fractal_assets.cli import source_id
+from fractal_assets.config import Config
+from fractal_assets.definitions import defs
+from fractal_assets.feeds import open_feed
+from fractal_assets.hot.store import HotStore
+from fractal_assets.ingest import Ingestor
+from fractal_assets.partitions import SymbolDay
+from fractal_assets.resources import resources_for
+from fractal_assets_tests.conftest import shared_file
+
+TARDIS = "tardis_binance_futures_btcusdt_20200222/trades.csv.gz"
+FREQTRADE = "freqtrade_binance_xrpeth_trades_20191011/XRP_ETH-trades.json.gz"
+
+BARS_SQL = """
+WITH t AS (
+    SELECT symbol, ts, seq, price, volume, side, ts - ts % $width AS bucket
+    FROM read_parquet($glob, hive_partitioning = true)
+)
+SELECT symbol, bucket AS timestamp,
+       first(price ORDER BY ts, seq) AS open, max(price) AS high, min(price) AS low,
+       last(price ORDER BY ts, seq) AS close, sum(volume) AS volume,
+       sum(CASE WHEN side > 0 THEN volume ELSE 0 END) AS buy_volume,
+       sum(CASE WHEN side < 0 THEN volume ELSE 0 END) AS sell_volume,
+       count(*) AS tick_count, sum(price * volume) / sum(volume) AS vwap
+FROM t GROUP BY symbol, bucket ORDER BY symbol, bucket
+"""
+
+
+def ingest(config: Config, store: HotStore, relative: str) -> int:
+    path = shared_file(relative)
+    return Ingestor(config, store, source_id(path)).run(open_feed(path)).total_accepted
+
+
+def warm_bars(config: Config, timeframe: str) -> pd.DataFrame:
+    with sqlite3.connect(config.warm_db) as conn:
+        return pd.read_sql_query(
+            "SELECT * FROM fractal_bars WHERE timeframe = ? ORDER BY symbol, timestamp", conn, params=(timeframe,)
+        )
+
+
+def expected_bars(config: Config, timeframe: str) -> pd.DataFrame:
+    glob = str(config.cold_dir / "ticks" / "*" / "*" / "*.parquet")
+    return duckdb.execute(BARS_SQL, {"width": TIMEFRAMES[timeframe], "glob": glob}).df()
+
+
+def assert_bars_equal(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    assert len(got) == len(want) > 0
+    for column in ("symbol", "timestamp", "open", "high", "low", "close", "tick_count"):
+        assert got[column].tolist() == want[column].tolist(), column
+    for column in ("volume", "buy_volume", "sell_volume"):
+        np.testing.assert_allclose(got[column], want[column], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(got["vwap"], want["vwap"], rtol=1e-12, atol=0)
+
+
+@pytest.fixture
+def instance() -> DagsterInstance:
+    with DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+def test_definitions_load() -> None:
+    Definitions.validate_loadable(defs)
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {"hot_ticks", "raw_ticks", "bars_1m", "bars_5m", "bars_15m", "bars_1h", "bars_1d"} <= keys
+
+
+def test_real_trades_become_bars_equal_to_an_independent_duckdb_computation(
+    config: Config, store: HotStore, instance: DagsterInstance
+) -> None:
+    assert ingest(config, store, TARDIS) == 9_999
+    assert ingest(config, store, FREQTRADE) == 12_477
+    days = partitions_with_data(store, config.cold_dir)
+    assert [(d.symbol, d.date) for d in days] == [
+        ("BTCUSDT", "2020-02-22"), ("XRP_ETH", "2019-10-11"), ("XRP_ETH", "2019-10-12"), ("XRP_ETH", "2019-10-13"),
+    ]
+    assert materialize_days(days, instance, resources_for(config)) == []
+
+    archived = duckdb.execute(
+        "SELECT symbol, count(*) FROM read_parquet($g, hive_partitioning = true) GROUP BY 1 ORDER BY 1",
+        {"g": str(config.cold_dir / "ticks/*/*/*.parquet")},
+    ).fetchall()
+    assert archived == [("BTCUSDT", 9_999), ("XRP_ETH", 12_477)]
+    source = pd.read_csv(shared_file(TARDIS))
+    tardis_parquet = pd.read_parquet(config.cold_dir / "ticks/symbol=BTCUSDT/date=2020-02-22")
+    assert sorted(tardis_parquet["ts"].tolist()) == sorted((source["timestamp"] // 1000).tolist())
+    assert tardis_parquet["volume"].sum() == pytest.approx(source["amount"].sum(), rel=1e-12)
+
+    for timeframe in TIMEFRAMES:
+        assert_bars_equal(warm_bars(config, timeframe), expected_bars(config, timeframe))
+    daily = warm_bars(config, "1d")
+    assert daily.groupby("symbol")["tick_count"].sum().to_dict() == {"BTCUSDT": 9_999, "XRP_ETH": 12_477}
+    with gzip.open(shared_file(FREQTRADE)) as handle:
+        trades = json.load(handle)
+    buys = sum(t[5] for t in trades if t[3] == "buy")
+    assert daily[daily.symbol == "XRP_ETH"]["buy_volume"].sum() == pytest.approx(buys, rel=1e-12)
+
+
+
+def test_every_asset_check_runs_and_passes_on_real_data(config: Config, store: HotStore, instance: DagsterInstance) -> None:
+    ingest(config, store, TARDIS)
+    register_symbols(instance, ["BTCUSDT"])
+    result = materialize(PIPELINE, partition_key=SymbolDay("BTCUSDT", "2020-02-22").key, instance=instance,
+                         resources=resources_for(config))
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 4 * len(TIMEFRAMES) + len(TIMEFRAMES) - 1
+    assert all(e.passed for e in evaluations), [e.check_name for e in evaluations if not e.passed]
+    metadata = result.asset_materializations_for_node("bars_1m")[0].metadata
+    assert metadata["rows"].value == len(warm_bars(config, "1m"))
+    assert "data:image/png;base64," in metadata["candles"].value
+
+
+def test_rematerializing_leaves_identical_rows_and_trims_archived_hot_ticks(
+    config: Config, store: HotStore, instance: DagsterInstance
+) -> None:
+    ingest(replace(config, batch_size=100), store, TARDIS)
+    days = partitions_with_data(store, config.cold_dir)
+    resources = resources_for(config)
+    materialize_days(days, instance, resources)
+    first = {tf: warm_bars(config, tf) for tf in TIMEFRAMES}
+    parquet_first = pd.read_parquet(config.cold_dir / "ticks/symbol=BTCUSDT/date=2020-02-22")
+    hot_left = len(store.read_ticks("BTCUSDT").ticks)
+    assert 0 < hot_left < 9_999, "archived ticks older than the 2 h window leave Redis"
+    assert store.read_ticks("BTCUSDT").ticks["ts"].min() >= 1582329947728 - 2 * 3_600_000 - 60_000
+
+    assert materialize_days(days, instance, resources) == []
+    for timeframe in TIMEFRAMES:
+        pd.testing.assert_frame_equal(warm_bars(config, timeframe), first[timeframe])
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(config.cold_dir / "ticks/symbol=BTCUSDT/date=2020-02-22"), parquet_first
+    )
+
+
+def test_two_concurrent_backfills_neither_fail_nor_corrupt_the_warm_db(config: Config, store: HotStore) -> None:
+    ingest(config, store, FREQTRADE)
+    env = {**os.environ, "FRACTAL_REDIS_URL": config.redis_url, "FRACTAL_KEY_PREFIX": config.key_prefix}
+    env.pop("DAGSTER_HOME", None)
+    cmd = [sys.executable, "-m", "fractal_assets.cli", "--data-dir", str(config.data_dir), "materialize"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    for timeframe in TIMEFRAMES:
+        assert_bars_equal(warm_bars(config, timeframe), expected_bars(config, timeframe))
+    with sqlite3.connect(config.warm_db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
