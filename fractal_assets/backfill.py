@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from dagster import ConfigurableResource, DagsterInstance, materialize
+from dagster import AssetMaterialization, ConfigurableResource, DagsterInstance, materialize
 
 from fractal_assets.assets.bars import BAR_ASSETS
 from fractal_assets.assets.ticks import raw_ticks
@@ -32,6 +32,16 @@ def register_symbols(instance: DagsterInstance, symbols: Iterable[str]) -> None:
     new = sorted(set(symbols) - known)
     if new:
         instance.add_dynamic_partitions(symbol_partitions.name, new)
+
+
+def record_imported(instance: DagsterInstance, days: list[SymbolDay]) -> None:
+    """Tell Dagster that imported ``raw_ticks`` partitions exist, so backfills of the bars
+    see them as materialized."""
+    register_symbols(instance, {d.symbol for d in days})
+    for day in days:
+        instance.report_runless_asset_event(
+            AssetMaterialization(asset_key=raw_ticks.key, partition=day.key, description="fractal import")
+        )
 
 
 def materialize_days(

@@ -7,6 +7,7 @@ import hashlib
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,6 +90,31 @@ def cmd_redis(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from fractal_assets.backfill import record_imported
+    from fractal_assets.history import file_seq_base, import_history
+
+    config = Config.from_env(data_dir=args.data_dir)
+    path = Path(args.source)
+    store = HotStore(connect(config), Keys(config.key_prefix))
+    source = source_id(path)
+    chunks = open_feed(path, args.format, chunk_rows=args.chunk_rows)
+    report = import_history(chunks, config.cold_dir, file_seq_base(store, source), config.ts_tolerance_ms)
+    store.record_rejections(source, report.rejected)
+    print(f"imported {sum(report.accepted.values())} ticks into {len(report.partitions)} raw_ticks partitions")
+    for symbol, n in sorted(report.accepted.items()):
+        print(f"  {symbol}: {n}")
+    print(f"rejected {len(report.rejected)}")
+    for reason, n in sorted(Counter(r.reason for r in report.rejected).items()):
+        print(f"  {reason}: {n}")
+    if os.environ.get("DAGSTER_HOME"):
+        from dagster import DagsterInstance
+
+        record_imported(DagsterInstance.get(), sorted(report.partitions, key=lambda d: (d.symbol, d.date)))
+        print("registered with Dagster: backfill the bars from the UI or run `fractal materialize`")
+    return 0
+
+
 def cmd_materialize(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
@@ -131,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--start-ms", type=int, default=None, help="epoch ms of the first event (default: now)")
     sim.set_defaults(func=cmd_simulate)
+
+    imp = sub.add_parser("import", help="bulk-import tick history straight into raw_ticks partitions")
+    imp.add_argument("--source", required=True, help="file to read")
+    imp.add_argument("--format", default="auto", choices=FORMATS)
+    imp.add_argument("--chunk-rows", type=int, default=1_000_000, help=argparse.SUPPRESS)
+    imp.set_defaults(func=cmd_import)
 
     mat = sub.add_parser("materialize", help="archive ticks and build bars for every symbol-day with data")
     mat.add_argument("--symbol", default=None)

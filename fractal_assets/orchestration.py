@@ -36,17 +36,18 @@ tick_pipeline_job = define_asset_job(
 warm_retention_job = define_asset_job("warm_retention_job", selection=AssetSelection.assets(warm_retention))
 
 
-def closed_days(spans: list[EntrySpan], newest_ts: int) -> tuple[set[str], bytes | None]:
-    """Days touched by the entries that are closed, and the id of the last entry all of
-    whose days are closed (the sensor's next cursor for the symbol)."""
-    days: set[str] = set()
-    through = None
+def closed_days(spans: list[EntrySpan], newest_ts: int) -> tuple[dict[str, bytes], bytes | None]:
+    """Closed days touched by the entries, each with the newest entry touching it, and the
+    id of the last entry before the first one that touches an open day (the next cursor)."""
+    days: dict[str, bytes] = {}
+    through, blocked = None, False
     for span in spans:
         touched = utc_days(span.t0, span.t1)
-        if any(_day_end(d) + CLOSE_GRACE_MS > newest_ts for d in touched):
-            break
-        days.update(touched)
-        through = span.entry_id
+        open_day = [_day_end(d) + CLOSE_GRACE_MS > newest_ts for d in touched]
+        days.update({d: span.entry_id for d, is_open in zip(touched, open_day) if not is_open})
+        blocked = blocked or any(open_day)
+        if not blocked:
+            through = span.entry_id
     return days, through
 
 
@@ -58,9 +59,10 @@ def _day_end(date: str) -> int:
 def hot_tier_sensor(context: SensorEvaluationContext, hot: HotTierResource) -> SensorResult:
     """Registers new symbols and requests runs for symbol-days whose data is closed and new.
 
-    The cursor holds, per symbol, the last stream entry already handed to a
-    run; run keys name that entry, so a day is never requested twice for the
-    same data.
+    The cursor holds, per symbol, the last stream entry whose days were all
+    closed and requested. Entries after it are read again until their days
+    close; run keys name the newest entry touching the day, so a day is
+    requested again only when new data for it arrived.
     """
     store = hot.store()
     cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
@@ -73,12 +75,11 @@ def hot_tier_sensor(context: SensorEvaluationContext, hot: HotTierResource) -> S
         if not spans:
             continue
         days, through = closed_days(spans, max(s.t1 for s in spans))
-        if through is None:
-            continue
-        for date in sorted(days):
+        for date, newest_entry in sorted(days.items()):
             key = SymbolDay(symbol, date).key
-            requests.append(RunRequest(run_key=f"{symbol}|{date}|{through.decode()}", partition_key=key))
-        cursor[symbol] = through.decode()
+            requests.append(RunRequest(run_key=f"{symbol}|{date}|{newest_entry.decode()}", partition_key=key))
+        if through is not None:
+            cursor[symbol] = through.decode()
     new_symbols = sorted(set(symbols) - known)
     return SensorResult(
         run_requests=requests,

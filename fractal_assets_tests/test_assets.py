@@ -164,3 +164,59 @@ def test_two_concurrent_backfills_neither_fail_nor_corrupt_the_warm_db(config: C
     with sqlite3.connect(config.warm_db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def run_cli(config: Config, *args: str, dagster_home: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FRACTAL_REDIS_URL": config.redis_url, "FRACTAL_KEY_PREFIX": config.key_prefix}
+    env.pop("DAGSTER_HOME", None)
+    if dagster_home:
+        env["DAGSTER_HOME"] = str(dagster_home)
+    return subprocess.run([sys.executable, "-m", "fractal_assets.cli", "--data-dir", str(config.data_dir), *args],
+                          env=env, capture_output=True, text=True, check=True)
+
+
+def test_import_writes_partitions_directly_and_reimport_adds_nothing(config: Config, store: HotStore, tmp_path: Path) -> None:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    source = str(shared_file(FREQTRADE))
+    out = run_cli(config, "import", "--source", source, dagster_home=home).stdout
+    assert "imported 12477 ticks into 3 raw_ticks partitions" in out
+    run_cli(config, "import", "--source", source, dagster_home=home)
+    counts = duckdb.execute(
+        "SELECT date::VARCHAR, count(*), count(DISTINCT seq) FROM read_parquet($g, hive_partitioning = true) "
+        "GROUP BY 1 ORDER BY 1", {"g": str(config.cold_dir / "ticks/*/*/*.parquet")},
+    ).fetchall()
+    assert [c[0] for c in counts] == ["2019-10-11", "2019-10-12", "2019-10-13"]
+    assert sum(c[1] for c in counts) == 12_477 and all(c[1] == c[2] for c in counts)
+    assert store.client.xlen(store.keys.ticks("XRP_ETH")) == 0
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_dynamic_partitions("symbol") == ["XRP_ETH"]
+        materialized = instance.get_materialized_partitions(raw_ticks_key())
+        assert len(materialized) == 3
+    run_cli(config, "materialize")
+    for timeframe in TIMEFRAMES:
+        assert_bars_equal(warm_bars(config, timeframe), expected_bars(config, timeframe))
+
+
+def raw_ticks_key():
+    from fractal_assets.assets.ticks import raw_ticks
+
+    return raw_ticks.key
+
+
+def test_imported_and_live_ticks_of_one_day_are_archived_together(config: Config, store: HotStore, tmp_path: Path) -> None:
+    path = tmp_path / "history.csv"
+    live = tmp_path / "live.csv"
+    path.write_text("ts,symbol,price,volume,side\n1700000000000,MIX,10,1,1\n1700000001000,MIX,11,2,-1\n")
+    live.write_text("ts,symbol,price,volume,side\n1700000002000,MIX,12,3,1\n")
+    run_cli(config, "import", "--source", str(path))
+    run_cli(config, "ingest", "--source", str(live))
+    run_cli(config, "materialize")
+    ticks = pd.read_parquet(config.cold_dir / "ticks/symbol=MIX/date=2023-11-14")
+    assert ticks["ts"].tolist() == [1700000000000, 1700000001000, 1700000002000]
+    assert (ticks["seq"] < 0).tolist() == [True, True, False]
+    bars = warm_bars(config, "1d")
+    assert bars[["open", "high", "low", "close", "volume", "buy_volume", "tick_count"]].values.tolist() == [
+        [10, 12, 10, 12, 6, 4, 3]
+    ]

@@ -39,6 +39,14 @@ class Keys:
         """Every record of the source up to this sequence is fully handled."""
         return f"{self.prefix}ckpt:source:{source_id}"
 
+    def imports(self) -> str:
+        """Hash: imported file id -> its index, which fixes its arrival-number range."""
+        return f"{self.prefix}imports"
+
+    def import_counter(self) -> str:
+        """Counter handing out imported-file indexes."""
+        return f"{self.prefix}imports:next"
+
     def symbols(self) -> str:
         """Set of every symbol ingest has seen."""
         return f"{self.prefix}symbols"

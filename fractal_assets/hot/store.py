@@ -149,6 +149,12 @@ class HotStore:
             pipe.sadd(self.keys.symbols(), symbol)
         for symbol, n in stored.items():
             pipe.hincrby(self.keys.accepted_counts(), symbol, n)
+        self._dead_letters(pipe, source_id, rejections)
+        pipe.hset(self.keys.source_checkpoint(source_id), mapping={"handled": progress.handled, "rejected": progress.rejected})
+        pipe.execute()
+
+    def _dead_letters(self, pipe: redis.client.Pipeline, source_id: str, rejections: list[Rejection]) -> None:
+        """Count rejections by reason and append them to the dead-letter stream."""
         for reason, n in Counter(r.reason for r in rejections).items():
             pipe.hincrby(self.keys.rejected_counts(), reason, n)
         for r in rejections:
@@ -158,8 +164,21 @@ class HotStore:
                  "symbol": r.symbol, "raw": r.raw[:4096]},
                 maxlen=DEAD_LETTER_MAXLEN, approximate=True,
             )
-        pipe.hset(self.keys.source_checkpoint(source_id), mapping={"handled": progress.handled, "rejected": progress.rejected})
+
+    def record_rejections(self, source_id: str, rejections: list[Rejection]) -> None:
+        """Dead-letter rejections found outside live ingest (bulk import)."""
+        pipe = self.client.pipeline(transaction=True)
+        self._dead_letters(pipe, source_id, rejections)
         pipe.execute()
+
+    def file_index(self, source_id: str) -> int:
+        """A stable small integer per imported file, handed out once."""
+        key = self.keys.imports()
+        existing = self.client.hget(key, source_id)
+        if existing is None:
+            self.client.hsetnx(key, source_id, self.client.incr(self.keys.import_counter()) - 1)
+            existing = self.client.hget(key, source_id)
+        return int(existing)
 
     def read_ticks(self, symbol: str, min_id: str | bytes = "-", max_id: str | bytes = "+") -> HotTicks:
         """Ticks of the stream entries in [min_id, max_id], in arrival order."""

@@ -1,0 +1,91 @@
+"""The hot-tier sensor, the schedules and warm-tier retention, on real Redis, SQLite and Parquet."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from dagster import DagsterInstance, build_schedule_context, build_sensor_context, instance_for_test
+
+from fractal_assets.bars import compute_bars
+from fractal_assets.cold.parquet import read_partition
+from fractal_assets.config import Config
+from fractal_assets.hot.store import HotStore
+from fractal_assets.ingest import Ingestor
+from fractal_assets.orchestration import CLOSE_GRACE_MS, finalize_yesterday, hot_tier_sensor
+from fractal_assets.partitions import DAY_MS
+from fractal_assets.resources import resources_for
+from fractal_assets.ticks import FeedChunk, RawTrades
+from fractal_assets.warm.bars import read_bars, replace_bars
+from fractal_assets.warm.db import connect
+from fractal_assets.warm.retention import BAR_SCHEMA, bar_partition, prune_bars
+from fractal_assets.warm.schema import migrate
+
+DAY1 = 1_700_006_400_000  # 2023-11-15T00:00:00Z
+
+
+def chunk(symbol: str, ts: list[int], first_seq: int = 0) -> FeedChunk:
+    n = len(ts)
+    seq = np.arange(first_seq, first_seq + n, dtype=np.int64)
+    trades = RawTrades(seq, np.array([symbol] * n, dtype=object), np.array(ts, dtype=np.int64),
+                       np.full(n, 10.0), np.ones(n), np.ones(n))
+    return FeedChunk(last_seq=int(seq[-1]), trades=trades)
+
+
+def evaluate(instance: DagsterInstance, config: Config, cursor: str | None):
+    context = build_sensor_context(instance=instance, cursor=cursor, resources={"hot": resources_for(config)["hot"]})
+    return hot_tier_sensor(context)
+
+
+def test_sensor_requests_each_closed_day_once_and_registers_symbols(config: Config, store: HotStore) -> None:
+    ingestor = Ingestor(config, store, "test-source")
+    ingestor.run([chunk("SENS", [DAY1 + 1000, DAY1 + DAY_MS - 1000, DAY1 + DAY_MS + 1000])])
+    with DagsterInstance.ephemeral() as instance:
+        first = evaluate(instance, config, None)
+        assert first.dynamic_partitions_requests[0].partition_keys == ["SENS"]
+        assert first.run_requests == []  # day 1 is not closed: newest tick is only 1 s past midnight
+
+        Ingestor(config, store, "test-source-2").run([chunk("SENS", [DAY1 + DAY_MS + CLOSE_GRACE_MS + 5000])])
+        second = evaluate(instance, config, first.cursor)
+        assert [r.partition_key.keys_by_dimension for r in second.run_requests] == [
+            {"date": "2023-11-15", "symbol": "SENS"}
+        ]
+        instance.add_dynamic_partitions("symbol", ["SENS"])
+        third = evaluate(instance, config, second.cursor)
+        assert third.dynamic_partitions_requests == []
+        assert {r.run_key for r in third.run_requests} <= {r.run_key for r in second.run_requests}, \
+            "with no new data a day may only be asked for under its old run key, which Dagster skips"
+        assert json.loads(third.cursor) == json.loads(second.cursor)
+
+
+def test_finalize_schedule_requests_yesterday_for_every_symbol() -> None:
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("symbol", ["AAA", "BBB"])
+        context = build_schedule_context(instance=instance,
+                                         scheduled_execution_time=dt.datetime(2024, 3, 2, 0, 15, tzinfo=dt.timezone.utc))
+        requests = list(finalize_yesterday(context))
+    assert sorted(str(r.partition_key) for r in requests) == ["2024-03-01|AAA", "2024-03-01|BBB"]
+
+
+def test_retention_moves_old_bars_to_parquet_before_deleting(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "warm.db")
+    migrate(conn)
+    ts = DAY1 + np.arange(0, 40 * DAY_MS, 3_600_000, dtype=np.int64)
+    bars = compute_bars(ts, 100 + np.sin(np.arange(len(ts))), np.ones(len(ts)), np.ones(len(ts), dtype=np.int8), "1h")
+    replace_bars(conn, "RET", "1h", int(ts[0]), int(ts[-1]) + 1, bars)
+    pruned = prune_bars(conn, tmp_path / "cold", keep_days=30)
+    cutoff = int(bars["timestamp"].max()) - 30 * DAY_MS
+    assert [(p.symbol, p.timeframe, p.rows) for p in pruned] == [("RET", "1h", int((bars["timestamp"] < cutoff).sum()))]
+    kept = read_bars(conn, "RET", "1h", 0, 1 << 62)
+    assert kept["timestamp"].min() >= cutoff
+    exported = pd.concat(
+        read_partition(p, BAR_SCHEMA).to_pandas() for p in sorted((tmp_path / "cold/bars/timeframe=1h/symbol=RET").iterdir())
+    )
+    pd.testing.assert_frame_equal(
+        pd.concat([exported, kept]).reset_index(drop=True), bars.reset_index(drop=True), check_dtype=False
+    )
+    assert bar_partition(tmp_path / "cold", "1h", "RET", "2023-11-15").exists()
+    assert prune_bars(conn, tmp_path / "cold", keep_days=30) == []
