@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import importlib
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def _reader(fmt: str) -> Reader:
 FORMATS = ("auto", "generic", "binance", "tardis", "freqtrade", "databento")
 
 
-def _head(path: Path, size: int = 4096) -> str:
+def head(path: Path, size: int = 4096) -> str:
     """The first bytes of a file as text, decompressing gzip."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as handle:
@@ -50,11 +51,11 @@ def detect_format(path: Path) -> str:
         return "databento"
     if name.endswith(".parquet"):
         return "generic"
-    head = _head(path)
-    first = head.splitlines()[0] if head else ""
+    text = head(path)
+    first = text.splitlines()[0] if text else ""
     if first.startswith("exchange,symbol,timestamp,local_timestamp"):
         return "tardis"
-    if head.lstrip().startswith("[["):
+    if re.match(r"\s*\[\s*\[", text):
         return "freqtrade"
     if first.split(" ", 1)[0].isdigit() and "{" in first:
         return "binance"

@@ -9,7 +9,7 @@ coercion so that only the bad rows are rejected.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -58,9 +58,9 @@ def frame_to_chunk(frame: pd.DataFrame, seq: np.ndarray) -> FeedChunk:
     volume = pd.to_numeric(frame["volume"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     side = _side_column(frame["side"]) if "side" in frame.columns else np.full(len(frame), np.nan)
     symbol = frame["symbol"].fillna("").astype(str).to_numpy(dtype=object)
-    bad = np.isnan(ts) | _unparsed(frame["price"], price) | _unparsed(frame["volume"], volume)
+    bad = np.isnan(ts) | unparsed(frame["price"], price) | unparsed(frame["volume"], volume)
     rejections = [
-        Rejection(int(seq[i]), UNPARSEABLE, "ts, price or volume is not a number", _row_text(frame, i), str(symbol[i]))
+        Rejection(int(seq[i]), UNPARSEABLE, "ts, price or volume is not a number", row_text(frame, i), str(symbol[i]))
         for i in np.flatnonzero(bad)
     ]
     keep = ~bad
@@ -68,7 +68,7 @@ def frame_to_chunk(frame: pd.DataFrame, seq: np.ndarray) -> FeedChunk:
     return FeedChunk(last_seq=int(seq[-1]) if len(seq) else -1, trades=trades, rejections=rejections)
 
 
-def _unparsed(original: pd.Series, parsed: np.ndarray) -> np.ndarray:
+def unparsed(original: pd.Series, parsed: np.ndarray) -> np.ndarray:
     """Cells that were present but did not parse as numbers ('nan' itself parses: a bad value, not a bad row)."""
     if pd.api.types.is_numeric_dtype(original.dtype):
         return np.zeros(len(parsed), dtype=bool)
@@ -76,7 +76,7 @@ def _unparsed(original: pd.Series, parsed: np.ndarray) -> np.ndarray:
     return np.isnan(parsed) & ~text.isin(["nan", "inf", "-inf", "+inf"]).to_numpy()
 
 
-def _row_text(frame: pd.DataFrame, i: int) -> str:
+def row_text(frame: pd.DataFrame, i: int) -> str:
     return ",".join("" if pd.isna(v) else str(v) for v in frame.iloc[i].tolist())
 
 
@@ -89,14 +89,48 @@ def read_parquet(path: Path, chunk_rows: int) -> Iterator[FeedChunk]:
 
 
 def read_csv(path: Path, chunk_rows: int, follow: bool = False) -> Iterator[FeedChunk]:
-    """A generic CSV file (optionally compressed), streamed; ``follow`` tails it forever.
-
-    Records are numbered by their data row in the file, malformed ones
-    included, so the numbering does not depend on how the file is chunked.
-    """
+    """A generic CSV file (optionally compressed), streamed; ``follow`` tails it forever."""
     if follow:
         yield from _follow_csv(path, chunk_rows)
         return
+    yield from csv_chunks(path, chunk_rows, frame_to_chunk, {"symbol": pa.string(), "side": pa.string()})
+
+
+FrameParser = Callable[[pd.DataFrame, np.ndarray], FeedChunk]
+"""Turns a batch of CSV rows and their record numbers into a chunk."""
+
+
+def csv_chunks(
+    path: Path, chunk_rows: int, parse: FrameParser, column_types: dict[str, pa.DataType]
+) -> Iterator[FeedChunk]:
+    """A CSV file (optionally compressed) streamed through pyarrow, each batch handed to ``parse``.
+
+    Records are numbered by their data row in the file, malformed ones
+    included, so the numbering does not depend on how the file is chunked;
+    rows with the wrong number of fields become rejections. pyarrow infers
+    column types from the first block; when a later block holds a value of
+    another type, reading starts over with every column as text (``parse``
+    coerces cells one by one) and resumes after the last record handed out.
+    """
+    handed_out = -1
+    try:
+        for chunk in _csv_pass(path, chunk_rows, parse, column_types, after=handed_out):
+            handed_out = chunk.last_seq
+            yield chunk
+    except pa.ArrowInvalid:
+        as_text = {name: pa.string() for name in _header(path)}
+        yield from _csv_pass(path, chunk_rows, parse, as_text, after=handed_out)
+
+
+def _header(path: Path) -> list[str]:
+    with pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)) as reader:
+        return reader.schema.names
+
+
+def _csv_pass(
+    path: Path, chunk_rows: int, parse: FrameParser, column_types: dict[str, pa.DataType], after: int
+) -> Iterator[FeedChunk]:
+    """One streaming read, handing out only records numbered above ``after``."""
     malformed: dict[int, str] = {}
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -107,20 +141,20 @@ def read_csv(path: Path, chunk_rows: int, follow: bool = False) -> Iterator[Feed
         path,
         read_options=pacsv.ReadOptions(block_size=max(1 << 16, chunk_rows * 64), use_threads=False),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(
-            column_types={"symbol": pa.string(), "side": pa.string()},
-            null_values=[""],
-            strings_can_be_null=True,
-        ),
+        convert_options=pacsv.ConvertOptions(column_types=column_types, null_values=[""], strings_can_be_null=True),
     )
     next_row = 0
     with reader:
         for batch in reader:
             candidates = np.arange(next_row, next_row + batch.num_rows + len(malformed), dtype=np.int64)
             seq = candidates[~np.isin(candidates, list(malformed))][: batch.num_rows]
-            chunk = frame_to_chunk(batch.to_pandas(), seq)
             next_row = int(seq[-1]) + 1 if len(seq) else next_row
-            chunk.rejections += _malformed(malformed, below=next_row)
+            rejected = [r for r in _malformed(malformed, below=next_row) if r.seq > after]
+            if next_row - 1 <= after:
+                continue
+            fresh = seq > after
+            chunk = parse(batch.to_pandas()[fresh].reset_index(drop=True), seq[fresh])
+            chunk.rejections += rejected
             chunk.last_seq = next_row - 1
             yield chunk
     if malformed:
