@@ -26,22 +26,38 @@ BAR_COLUMNS = (
 )
 
 
+def _bucket_starts(ts: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each non-empty bucket's first tick, and the bucket's start time.
+
+    Sorted ticks let a binary search per bucket edge replace a division per
+    tick; sparse data (far more buckets than ticks) takes the per-tick path.
+    """
+    first = ts[0] - ts[0] % width
+    if (ts[-1] - first) // width < len(ts):
+        edges = np.arange(first, ts[-1] + width, width)
+        index = np.searchsorted(ts, edges)
+        nonempty = index[:-1] < index[1:]
+        return index[:-1][nonempty], edges[:-1][nonempty]
+    bucket = ts - ts % width
+    starts = np.flatnonzero(np.concatenate(([True], bucket[1:] != bucket[:-1])))
+    return starts, bucket[starts]
+
+
 def compute_bars(ts: np.ndarray, price: np.ndarray, volume: np.ndarray, side: np.ndarray, timeframe: str) -> pd.DataFrame:
     """One row per non-empty bucket; vwap is NaN for a bucket whose ticks all have zero volume."""
     if len(ts) == 0:
         return pd.DataFrame({c: pd.Series(dtype="int64" if c in ("timestamp", "tick_count") else "float64")
                              for c in BAR_COLUMNS})
     width = TIMEFRAMES[timeframe]
-    bucket = ts - ts % width
-    starts = np.flatnonzero(np.concatenate(([True], bucket[1:] != bucket[:-1])))
+    starts, buckets = _bucket_starts(ts, width)
     ends = np.append(starts[1:], len(ts))
     vol = np.add.reduceat(volume, starts)
-    buy = np.add.reduceat(np.where(side > 0, volume, 0.0), starts)
+    buy = np.add.reduceat(volume * (side > 0), starts)
     notional = np.add.reduceat(price * volume, starts)
     with np.errstate(invalid="ignore", divide="ignore"):
         vwap = np.where(vol > 0, notional / vol, np.nan)
     return pd.DataFrame({
-        "timestamp": bucket[starts],
+        "timestamp": buckets,
         "open": price[starts],
         "high": np.maximum.reduceat(price, starts),
         "low": np.minimum.reduceat(price, starts),

@@ -180,3 +180,14 @@ def test_embedded_redis_starts_under_the_data_dir_when_no_url_is_set(tmp_path: P
         assert redis.Redis.from_url(f"unix://{embedded_socket(data_dir)}").ping()
     finally:
         assert stop_embedded_redis(data_dir)
+
+
+def test_a_bad_cell_deep_in_a_csv_is_rejected_alone(config: Config, store: HotStore, tmp_path: Path) -> None:
+    path = tmp_path / "late.csv"
+    frame = write_ticks(path, 20_000, symbols=("LATE",))
+    lines = path.read_text().splitlines()
+    lines[15_001] = lines[15_001].replace(lines[15_001].split(",")[2], "oops", 1)
+    path.write_text("\n".join(lines) + "\n")
+    report = Ingestor(config, store, source_id(path)).run(open_feed(path, chunk_rows=1_000))
+    assert report.rejected == {"unparseable": 1}
+    assert stored(store, "LATE")["ts"].tolist() == frame["ts"].drop(index=15_000).tolist()

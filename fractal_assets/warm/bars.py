@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from itertools import repeat
 
 import pandas as pd
 
@@ -16,9 +17,12 @@ _INSERT = (
 
 
 def replace_bars(conn: sqlite3.Connection, symbol: str, timeframe: str, start: int, end: int, bars: pd.DataFrame) -> int:
-    """Replace the bars of [start, end) with ``bars`` in one transaction: re-runs leave identical rows."""
-    rows = bars[list(BAR_COLUMNS)].astype(object).where(bars[list(BAR_COLUMNS)].notna(), None)
-    records = [(symbol, timeframe, *r) for r in rows.itertuples(index=False, name=None)]
+    """Replace the bars of [start, end) with ``bars`` in one transaction: re-runs leave identical rows.
+
+    A NaN vwap (a bucket of zero-volume ticks) is stored as NULL by SQLite itself.
+    """
+    columns = [bars[c].tolist() for c in BAR_COLUMNS]
+    records = list(zip(repeat(symbol), repeat(timeframe), *columns))
     with write_transaction(conn):
         conn.execute(
             "DELETE FROM fractal_bars WHERE symbol = ? AND timeframe = ? AND timestamp >= ? AND timestamp < ?",
