@@ -13,6 +13,8 @@ from fractal_assets.hot.store import HotStore, utc_days
 from fractal_assets.partitions import SymbolDay, symbol_partitions
 
 PIPELINE = [raw_ticks, *BAR_ASSETS]
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+"""Runs started here log only warnings to the console; the UI keeps every event."""
 
 
 def partitions_with_data(store: HotStore, cold_dir: Path) -> list[SymbolDay]:
@@ -56,7 +58,7 @@ def materialize_days(
     for day in days:
         result = materialize(
             PIPELINE, partition_key=day.key, instance=instance,
-            resources=resources, raise_on_error=False,
+            resources=resources, raise_on_error=False, run_config=QUIET,
             tags={"fractal/source": "fractal materialize"},
         )
         if not result.success:

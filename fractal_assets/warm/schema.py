@@ -45,6 +45,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX fractal_bars_symbol_ts ON fractal_bars (symbol, timestamp)",
         ),
     ),
+    Migration(
+        2,
+        "microstructure metrics and indicator values",
+        (
+            """CREATE TABLE fractal_microstructure (
+                symbol TEXT NOT NULL,
+                timestamp INTEGER NOT NULL,
+                window_ms INTEGER NOT NULL,
+                tick_imbalance REAL,
+                order_flow_ratio REAL,
+                bid_ask_spread REAL,
+                spread_estimated INTEGER NOT NULL DEFAULT 0,
+                kyle_lambda REAL,
+                vpin REAL,
+                tick_count INTEGER NOT NULL,
+                PRIMARY KEY (symbol, timestamp, window_ms)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE fractal_indicator_values (
+                symbol TEXT NOT NULL,
+                indicator TEXT NOT NULL,
+                timeframe TEXT NOT NULL,
+                timestamp INTEGER NOT NULL,
+                value REAL,
+                metadata TEXT NOT NULL DEFAULT '{}',
+                PRIMARY KEY (symbol, indicator, timeframe, timestamp)
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )
 
 
