@@ -227,7 +227,10 @@ class Ingestor:
 
     def _refresh(self, symbol: str) -> None:
         ticks = self.rings.tick_ring(symbol).recent(WINDOW_SECONDS)
-        quotes = self.rings.quote_ring(symbol).recent(WINDOW_SECONDS) if symbol in self.rings.quotes else np.empty(0, QUOTE_DTYPE)
+        end = int(ticks["ts"][-1])
+        ring = self.rings.quotes.get(symbol)
+        quotes = ring.since(end - WINDOW_SECONDS * 1000) if ring else np.empty(0, QUOTE_DTYPE)
+        quotes = quotes[quotes["ts"] <= end]
         self.store.write_indicators(symbol, realtime_values(ticks, quotes))
         self._since_refresh[symbol] = 0
 

@@ -27,6 +27,7 @@ def raw_ticks(context: AssetExecutionContext, hot: HotTierResource, cold: ColdTi
         "from_hot_tier": MetadataValue.int(result.from_hot),
         "previously_archived": MetadataValue.int(result.already_archived),
         "hot_entries_trimmed": MetadataValue.int(result.trimmed_entries),
+        "quotes_archived": MetadataValue.int(result.quotes),
         "bytes": MetadataValue.int(result.path.stat().st_size),
         "path": MetadataValue.path(str(result.path)),
         **time_range(table.column("ts").to_numpy()),

@@ -30,6 +30,15 @@ TICK_SCHEMA = pa.schema([
 ])
 """Archived ticks; ``seq`` is the symbol's arrival number (negative for imported history)."""
 
+QUOTE_SCHEMA = pa.schema([
+    ("ts", pa.int64()),
+    ("bid", pa.float64()),
+    ("ask", pa.float64()),
+    ("bid_size", pa.float64()),
+    ("ask_size", pa.float64()),
+])
+"""Top of the book at each order-book snapshot."""
+
 TICK_ENCODINGS = {
     "ts": "DELTA_BINARY_PACKED",
     "seq": "DELTA_BINARY_PACKED",
@@ -38,9 +47,9 @@ TICK_ENCODINGS = {
 }
 
 
-def tick_partition(cold_dir: Path, symbol: str, date: str) -> Path:
-    """``{cold_dir}/ticks/symbol=SYM/date=YYYY-MM-DD``; the symbol is validated first."""
-    return cold_dir / "ticks" / f"symbol={normalize_symbol(symbol)}" / f"date={np.datetime64(date, 'D')}"
+def tick_partition(cold_dir: Path, symbol: str, date: str, dataset: str = "ticks") -> Path:
+    """``{cold_dir}/{dataset}/symbol=SYM/date=YYYY-MM-DD``; symbol and date are validated first."""
+    return cold_dir / dataset / f"symbol={normalize_symbol(symbol)}" / f"date={np.datetime64(date, 'D')}"
 
 
 def write_atomic(directory: Path, table: pa.Table, encodings: dict[str, str] | None = None) -> Path:
@@ -78,3 +87,14 @@ def write_ticks(cold_dir: Path, symbol: str, date: str, table: pa.Table) -> Path
 def read_ticks(cold_dir: Path, symbol: str, date: str) -> pa.Table:
     """One symbol-day of archived ticks."""
     return read_partition(tick_partition(cold_dir, symbol, date), TICK_SCHEMA)
+
+
+def write_quotes(cold_dir: Path, symbol: str, date: str, table: pa.Table) -> Path:
+    """Write one symbol-day of top-of-book quotes, sorted by ts."""
+    ordered = table.select(QUOTE_SCHEMA.names).cast(QUOTE_SCHEMA).sort_by("ts")
+    return write_atomic(tick_partition(cold_dir, symbol, date, "quotes"), ordered)
+
+
+def read_quotes(cold_dir: Path, symbol: str, date: str) -> pa.Table:
+    """One symbol-day of archived top-of-book quotes (empty when the feed had none)."""
+    return read_partition(tick_partition(cold_dir, symbol, date, "quotes"), QUOTE_SCHEMA)

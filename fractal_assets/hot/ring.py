@@ -65,15 +65,19 @@ class RingBuffer:
         return np.concatenate((older[len(older) - (n - len(newer)):], newer))
 
     def recent(self, seconds: float, ts_field: str = "ts") -> np.ndarray:
-        """Records within ``seconds`` of the newest one's timestamp (epoch ms), oldest first.
+        """Records within ``seconds`` of the newest one's timestamp (epoch ms), oldest first."""
+        _, newer = self._segments()
+        if len(newer) == 0:
+            return newer
+        return self.since(int(newer[ts_field][-1]) - int(seconds * 1000), ts_field)
+
+    def since(self, cutoff: int, ts_field: str = "ts") -> np.ndarray:
+        """Records stamped at or after ``cutoff`` (epoch ms), oldest first.
 
         A view unless the window wraps. Assumes timestamps do not decrease in
         arrival order (validation keeps them within a small tolerance).
         """
         older, newer = self._segments()
-        if len(newer) == 0:
-            return newer
-        cutoff = newer[ts_field][-1] - int(seconds * 1000)
         if len(older) == 0 or older[ts_field][-1] < cutoff:
             return newer[np.searchsorted(newer[ts_field], cutoff, side="left"):]
         return np.concatenate((older[np.searchsorted(older[ts_field], cutoff, side="left"):], newer))

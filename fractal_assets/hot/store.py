@@ -16,7 +16,7 @@ import redis
 
 from fractal_assets.hot.codec import pack_book, pack_ticks, pack_value, unpack_ticks, unpack_value
 from fractal_assets.hot.keys import Keys
-from fractal_assets.ticks import TICK_DTYPE, BookSnapshot, Rejection
+from fractal_assets.ticks import QUOTE_DTYPE, TICK_DTYPE, BookSnapshot, Rejection
 from fractal_assets.validation import SymbolState
 
 DEAD_LETTER_MAXLEN = 1_000_000
@@ -235,6 +235,14 @@ class HotStore:
     def read_books(self, symbol: str) -> list[dict[str, Any]]:
         """Every order-book snapshot of a symbol, oldest first."""
         return [unpack_value(f[b"d"]) for _, f in self.client.xrange(self.keys.order_book(symbol))]
+
+    def read_top_of_book(self, symbol: str) -> np.ndarray:
+        """Best bid and ask of every order-book snapshot with both sides, as ``QUOTE_DTYPE``."""
+        tops = [
+            (b["ts"], b["bids"][0][0], b["asks"][0][0], b["bids"][0][1], b["asks"][0][1])
+            for b in self.read_books(symbol) if b["bids"] and b["asks"]
+        ]
+        return np.array(tops, dtype=QUOTE_DTYPE)
 
     def write_indicators(self, symbol: str, values: dict[tuple[str, str], dict[str, Any]]) -> None:
         """Set latest indicator values: (indicator, timeframe) -> {value, ts, meta}."""

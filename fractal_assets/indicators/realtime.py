@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
-from fractal_assets.indicators.microstructure import bid_ask_spread, order_flow_ratio, tick_imbalance
+from fractal_assets.indicators.windows import METRICS, window_metrics
 
 WINDOW_SECONDS = 300
 TIMEFRAME = "5m"
@@ -15,16 +16,11 @@ TIMEFRAME = "5m"
 
 def realtime_values(ticks: np.ndarray, quotes: np.ndarray) -> dict[tuple[str, str], dict[str, Any]]:
     """(indicator, timeframe) -> {value, ts, meta} for one symbol's trailing window."""
-    ts = int(ticks["ts"][-1])
-    meta = {"window_s": WINDOW_SECONDS, "ticks": len(ticks), "first_ts": int(ticks["ts"][0])}
-    values = {
-        ("tick_imbalance", TIMEFRAME): tick_imbalance(ticks["side"]),
-        ("order_flow_ratio", TIMEFRAME): order_flow_ratio(ticks["volume"], ticks["side"]),
+    metrics = window_metrics(ticks, quotes["bid"], quotes["ask"])
+    details = asdict(metrics)
+    meta = {
+        "window_s": WINDOW_SECONDS, "first_ts": int(ticks["ts"][0]),
+        **{k: v for k, v in details.items() if k not in METRICS},
     }
-    docs = {key: {"value": value, "ts": ts, "meta": meta} for key, value in values.items()}
-    if len(quotes):
-        spread, relative = bid_ask_spread(quotes["bid"], quotes["ask"])
-        docs[("bid_ask_spread", TIMEFRAME)] = {
-            "value": spread, "ts": ts, "meta": {**meta, "quotes": len(quotes), "relative": relative},
-        }
-    return docs
+    ts = int(ticks["ts"][-1])
+    return {(name, TIMEFRAME): {"value": details[name], "ts": ts, "meta": meta} for name in METRICS}
