@@ -5,15 +5,15 @@ from __future__ import annotations
 import platform
 import sys
 
-from bench import bars, ingest
+from bench import bars, indicators, ingest
 
 
 def main() -> int:
     print(f"# python {platform.python_version()} on {platform.machine()}, {platform.node()}")
-    for name, module in (("ingest", ingest), ("bars", bars)):
+    for name, module in (("ingest", ingest), ("bars", bars), ("indicators", indicators)):
         print(f"\n## {name}")
         for metric, value in module.run().items():
-            print(f"{metric:32s} {value:>16,.1f}")
+            print(f"{metric:36s} {value:>16,.3f}")
     return 0
 
 

@@ -8,11 +8,12 @@ from pathlib import Path
 from dagster import AssetMaterialization, ConfigurableResource, DagsterInstance, materialize
 
 from fractal_assets.assets.bars import BAR_ASSETS
+from fractal_assets.assets.indicators import INDICATOR_ASSETS
 from fractal_assets.assets.ticks import raw_ticks
 from fractal_assets.hot.store import HotStore, utc_days
 from fractal_assets.partitions import SymbolDay, symbol_partitions
 
-PIPELINE = [raw_ticks, *BAR_ASSETS]
+PIPELINE = [raw_ticks, *BAR_ASSETS, *INDICATOR_ASSETS]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 """Runs started here log only warnings to the console; the UI keeps every event."""
 

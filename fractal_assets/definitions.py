@@ -6,6 +6,7 @@ from dagster import Definitions
 
 from fractal_assets.assets.bars import BAR_ASSETS
 from fractal_assets.assets.hot import HOT_TIER_SPECS
+from fractal_assets.assets.indicators import INDICATOR_ASSETS
 from fractal_assets.assets.maintenance import warm_retention
 from fractal_assets.assets.ticks import raw_ticks
 from fractal_assets.orchestration import (
@@ -18,7 +19,7 @@ from fractal_assets.orchestration import (
 from fractal_assets.resources import resources_from_env
 
 defs = Definitions(
-    assets=[*HOT_TIER_SPECS, raw_ticks, *BAR_ASSETS, warm_retention],
+    assets=[*HOT_TIER_SPECS, raw_ticks, *BAR_ASSETS, *INDICATOR_ASSETS, warm_retention],
     jobs=[tick_pipeline_job, warm_retention_job],
     sensors=[hot_tier_sensor],
     schedules=[finalize_yesterday, nightly_retention],

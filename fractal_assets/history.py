@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from fractal_assets.archive import hot_table, merge_ticks
+from fractal_assets.archive import hot_table, merge_by_seq
 from fractal_assets.cold.parquet import read_ticks, write_ticks
 from fractal_assets.hot.store import HotStore
 from fractal_assets.partitions import SymbolDay
@@ -60,7 +60,7 @@ class _Buffer:
         ready = [d for d in self.tables if before is None or d.date < before.get(d.symbol, "")]
         for day in ready:
             new = pa.concat_tables(self.tables.pop(day))
-            merged = merge_ticks(read_ticks(self.cold_dir, day.symbol, day.date), new)
+            merged = merge_by_seq(read_ticks(self.cold_dir, day.symbol, day.date), new)
             write_ticks(self.cold_dir, day.symbol, day.date, merged)
         return ready
 

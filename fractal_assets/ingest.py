@@ -18,10 +18,10 @@ import numpy as np
 
 from fractal_assets.config import Config
 from fractal_assets.hot.ring import RingBuffer
-from fractal_assets.hot.store import NOTHING, HotStore, SourceCheckpoint, TickBlock
+from fractal_assets.hot.store import NOTHING, Block, HotStore, SourceCheckpoint
 from fractal_assets.indicators.realtime import WINDOW_SECONDS, realtime_values
 from fractal_assets.ticks import QUOTE_DTYPE, TICK_DTYPE, BookSnapshot, FeedChunk, RawQuotes, RawTrades, Rejection
-from fractal_assets.validation import SymbolState, normalize_symbols, validate
+from fractal_assets.validation import BAD_QUOTE, SymbolState, normalize_symbols, validate
 
 
 @dataclass
@@ -115,6 +115,9 @@ class Ingestor:
         self._counts: dict[str, int] = {}
         self._stored_seq: dict[str, int] = {}
         self._book_ts: dict[str, int] = {}
+        self._quote_counts: dict[str, int] = {}
+        self._quote_seq: dict[str, int] = {}
+        self._pending_quotes: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         self._since_refresh: Counter[str] = Counter()
         self._rejections: list[Rejection] = []
         self._books: list[BookSnapshot] = []
@@ -126,6 +129,8 @@ class Ingestor:
             self._counts[symbol] = ckpt.count
             self._stored_seq[symbol] = ckpt.source_seq
             self._book_ts[symbol] = ckpt.book_ts
+            self._quote_counts[symbol] = ckpt.quote_count
+            self._quote_seq[symbol] = ckpt.quote_source_seq
         self._replay_through = max(self._stored_seq.values(), default=NOTHING)
 
     def run(self, chunks: Iterable[FeedChunk], speed: float = 0.0, progress: ProgressFn | None = None) -> IngestReport:
@@ -175,16 +180,25 @@ class Ingestor:
         return trades.take(keep)
 
     def _accept_quotes(self, quotes: RawQuotes) -> None:
+        """Queue valid quotes for the next commit; reject crossed, non-positive or unnamed ones."""
         codes, symbols, ok = normalize_symbols(quotes.symbol)
         names = symbols[codes]
+        stored = np.array([self._quote_seq.get(n, NOTHING) for n in symbols], dtype=np.int64)[codes]
+        fresh = quotes.seq > stored
+        self.report.skipped += int((~fresh).sum())
         valid = ok[codes] & np.isfinite(quotes.bid) & np.isfinite(quotes.ask) & (quotes.bid > 0) & (quotes.ask >= quotes.bid)
-        for symbol in np.unique(names[valid]):
-            rows = valid & (names == symbol)
+        self._rejections += [
+            Rejection(int(quotes.seq[i]), BAD_QUOTE, "quote needs a valid symbol and 0 < bid <= ask",
+                      f"{quotes.symbol[i]},{quotes.ts[i]},{quotes.bid[i]},{quotes.ask[i]}", str(names[i]))
+            for i in np.flatnonzero(fresh & ~valid) if quotes.seq[i] > self._resume.rejected
+        ]
+        keep = fresh & valid
+        for code in np.unique(codes[keep]):
+            rows = keep & (codes == code)
             block = np.empty(int(rows.sum()), dtype=QUOTE_DTYPE)
             for name in QUOTE_DTYPE.names:
                 block[name] = getattr(quotes, name)[rows]
-            self.rings.quote_ring(symbol).append(block)
-        self.report.quotes += int(valid.sum())
+            self._pending_quotes.setdefault(symbols[code], []).append((block, quotes.seq[rows]))
 
     def _accept_books(self, books: list[BookSnapshot]) -> None:
         fresh = [b for b in books if b.ts > self._book_ts.get(b.symbol, NOTHING)]
@@ -198,29 +212,48 @@ class Ingestor:
 
     def _flush(self, take_rest: bool) -> None:
         """Commit full micro-batches (and partial ones when ``take_rest``) with checkpoints."""
-        blocks: list[TickBlock] = []
+        blocks: list[Block] = []
         for symbol, pending in self._pending.items():
             for ticks, seqs in pending.cut(self.config.batch_size, take_rest):
-                blocks.append(TickBlock(symbol, ticks, self._counts[symbol], int(seqs[-1])))
+                blocks.append(Block(symbol, ticks, self._counts[symbol], int(seqs[-1])))
                 self._counts[symbol] += len(ticks)
+        quote_blocks = self._quote_blocks()
         waiting = [p.first_seq() for p in self._pending.values() if p.count]
         progress = SourceCheckpoint(handled=min(waiting) - 1 if waiting else self._last_seq, rejected=self._last_seq)
-        if not (blocks or self._rejections or self._books) and progress == self._committed:
+        if not (blocks or quote_blocks or self._rejections or self._books) and progress == self._committed:
             return
-        self.store.commit(self.source_id, blocks, self._states, self._rejections, self._books, progress)
+        self.store.commit(self.source_id, blocks, quote_blocks, self._states, self._rejections, self._books, progress)
         self._committed = progress
-        self._after_commit(blocks)
+        self._after_commit(blocks, quote_blocks)
 
-    def _after_commit(self, blocks: list[TickBlock]) -> None:
+    def _quote_blocks(self) -> list[Block]:
+        """Every queued quote, in stream entries of at most ``batch_size``."""
+        blocks = []
+        size = self.config.batch_size
+        for symbol, parts in self._pending_quotes.items():
+            quotes = np.concatenate([q for q, _ in parts])
+            seqs = np.concatenate([s for _, s in parts])
+            for i in range(0, len(quotes), size):
+                count = self._quote_counts.setdefault(symbol, 0)
+                blocks.append(Block(symbol, quotes[i:i + size], count, int(seqs[i:i + size][-1])))
+                self._quote_counts[symbol] = count + len(quotes[i:i + size])
+        self._pending_quotes = {}
+        return blocks
+
+    def _after_commit(self, blocks: list[Block], quote_blocks: list[Block]) -> None:
         """Count what was stored, feed the rings and refresh real-time indicators."""
         self.report.rejected.update(r.reason for r in self._rejections)
         self.report.books += len(self._books)
         self._rejections, self._books = [], []
+        for block in quote_blocks:
+            self.report.quotes += len(block.records)
+            self._quote_seq[block.symbol] = block.source_seq
+            self.rings.quote_ring(block.symbol).append(block.records)
         for block in blocks:
-            self.report.accepted[block.symbol] += len(block.ticks)
+            self.report.accepted[block.symbol] += len(block.records)
             self._stored_seq[block.symbol] = block.source_seq
-            self.rings.tick_ring(block.symbol).append(block.ticks)
-            self._since_refresh[block.symbol] += len(block.ticks)
+            self.rings.tick_ring(block.symbol).append(block.records)
+            self._since_refresh[block.symbol] += len(block.records)
         due = [s for s, n in self._since_refresh.items() if n >= self.config.indicator_every]
         for symbol in due:
             self._refresh(symbol)

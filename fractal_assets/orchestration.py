@@ -18,6 +18,7 @@ from dagster import (
 )
 
 from fractal_assets.assets.bars import BAR_ASSETS
+from fractal_assets.assets.indicators import INDICATOR_ASSETS
 from fractal_assets.assets.maintenance import warm_retention
 from fractal_assets.assets.ticks import raw_ticks
 from fractal_assets.hot.store import EntrySpan, utc_days
@@ -29,8 +30,8 @@ CLOSE_GRACE_MS = 60_000
 
 tick_pipeline_job = define_asset_job(
     "tick_pipeline",
-    selection=AssetSelection.assets(raw_ticks, *BAR_ASSETS),
-    description="Archive a symbol-day of ticks and build its bars.",
+    selection=AssetSelection.assets(raw_ticks, *BAR_ASSETS, *INDICATOR_ASSETS),
+    description="Archive a symbol-day of ticks and build its bars and indicators.",
 )
 
 warm_retention_job = define_asset_job("warm_retention_job", selection=AssetSelection.assets(warm_retention))

@@ -16,11 +16,12 @@ import redis
 from fractal_assets.cli import main, source_id
 from fractal_assets.config import Config
 from fractal_assets.feeds import open_feed
-from fractal_assets.hot.codec import unpack_ticks
+from fractal_assets.hot.codec import unpack_records
 from fractal_assets.hot.connection import connect, embedded_socket, stop_embedded_redis
 from fractal_assets.hot.store import HotStore
 from fractal_assets.ingest import Ingestor
-from fractal_assets.validation import REASONS
+from fractal_assets.ticks import TICK_DTYPE, FeedChunk, RawQuotes
+from fractal_assets.validation import BAD_QUOTE, REASONS
 
 
 def write_ticks(path: Path, n: int, symbols: tuple[str, ...] = ("AAA", "BBB"), seed: int = 1) -> pd.DataFrame:
@@ -70,7 +71,7 @@ def test_micro_batches_hold_batch_size_ticks(config: Config, store: HotStore, tm
     path = tmp_path / "one.csv"
     write_ticks(path, 2_500, symbols=("ONE",))
     run_ingest(config, path)
-    sizes = [len(unpack_ticks(f[b"d"])[0]) for _, f in store.client.xrange(store.keys.ticks("ONE"))]
+    sizes = [len(unpack_records(f[b"d"], TICK_DTYPE)[0]) for _, f in store.client.xrange(store.keys.ticks("ONE"))]
     assert sizes == [1000, 1000, 500]
 
 
@@ -93,7 +94,7 @@ def test_every_rejection_reason_is_counted_and_dead_lettered(config: Config, sto
     assert store.rejected_counts() == {
         "unparseable": 2, "bad_price": 2, "bad_volume": 1, "bad_side": 1, "bad_symbol": 1, "ts_backwards": 1,
     }
-    assert set(store.rejected_counts()) == set(REASONS)
+    assert set(store.rejected_counts()) == set(REASONS) - {BAD_QUOTE}
     letters = store.client.xrange(store.keys.dead_letter())
     assert sorted((int(f[b"seq"]), f[b"reason"].decode()) for _, f in letters) == [
         (1, "unparseable"), (2, "unparseable"), (3, "bad_price"), (4, "bad_price"), (5, "bad_volume"),
@@ -191,3 +192,16 @@ def test_a_bad_cell_deep_in_a_csv_is_rejected_alone(config: Config, store: HotSt
     report = Ingestor(config, store, source_id(path)).run(open_feed(path, chunk_rows=1_000))
     assert report.rejected == {"unparseable": 1}
     assert stored(store, "LATE")["ts"].tolist() == frame["ts"].drop(index=15_000).tolist()
+
+
+def test_quotes_are_stored_and_bad_ones_rejected(config: Config, store: HotStore) -> None:
+    quotes = RawQuotes(
+        seq=np.arange(4, dtype=np.int64), symbol=np.array(["QQ", "QQ", "QQ", "Q/Q"], dtype=object),
+        ts=np.array([1, 2, 3, 4], dtype=np.int64), bid=np.array([10.0, 11.0, 9.0, 10.0]),
+        ask=np.array([10.5, 10.0, 9.5, 10.5]), bid_size=np.ones(4), ask_size=np.ones(4),
+    )
+    report = Ingestor(config, store, "quotes").run([FeedChunk(last_seq=3, quotes=quotes)])
+    assert report.quotes == 2 and report.rejected == {BAD_QUOTE: 2}
+    assert store.read_stream("QQ", "quotes").records["bid"].tolist() == [10.0, 9.0]
+    again = Ingestor(config, store, "quotes").run([FeedChunk(last_seq=3, quotes=quotes)])
+    assert again.quotes == 0 and len(store.read_stream("QQ", "quotes").records) == 2

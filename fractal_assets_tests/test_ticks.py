@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fractal_assets.hot.codec import PayloadError, pack_ticks, unpack_ticks
+from fractal_assets.hot.codec import PayloadError, pack_records, unpack_records
 from fractal_assets.hot.ring import RingBuffer
 from fractal_assets.ticks import TICK_DTYPE, RawTrades, tick_rule, to_ticks
 from fractal_assets.validation import (
@@ -120,10 +120,10 @@ def test_ring_recent_is_a_view_unless_the_window_wraps() -> None:
 
 def test_tick_payload_round_trips_and_rejects_tampering() -> None:
     block = ticks(range(5))
-    blob = pack_ticks(block, seq0=42)
-    back, seq0 = unpack_ticks(blob)
+    blob = pack_records(block, seq0=42)
+    back, seq0 = unpack_records(blob, TICK_DTYPE)
     assert seq0 == 42 and np.array_equal(back, block)
     with pytest.raises(PayloadError):
-        unpack_ticks(blob[:-3])
+        unpack_records(blob[:-3], TICK_DTYPE)
     with pytest.raises(PayloadError):
-        unpack_ticks(b"\xc1garbage")
+        unpack_records(b"\xc1garbage", TICK_DTYPE)

@@ -1,6 +1,6 @@
 """msgpack payloads of the hot tier.
 
-A tick micro-batch is packed column by column (raw little-endian arrays as
+A micro-batch of ticks (or quotes) is packed column by column (raw little-endian arrays as
 msgpack bin fields), so packing and unpacking 1000 ticks is a handful of
 memory copies. Unpacking enforces size limits: a payload is never trusted.
 """
@@ -12,7 +12,6 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from fractal_assets.ticks import TICK_DTYPE
 
 FORMAT_VERSION = 1
 MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
@@ -35,35 +34,37 @@ def _unpackb(blob: bytes) -> Any:
         raise PayloadError(f"not a valid msgpack payload: {exc}") from exc
 
 
-def pack_ticks(ticks: np.ndarray, seq0: int) -> bytes:
-    """One stream entry: the ticks and the symbol-wide arrival number of the first one."""
+def pack_records(records: np.ndarray, seq0: int) -> bytes:
+    """One stream entry: structured records column by column, and the arrival number of the first."""
     return msgpack.packb(
         {
             "v": FORMAT_VERSION,
-            "n": len(ticks),
+            "n": len(records),
             "seq0": int(seq0),
-            **{name: np.ascontiguousarray(ticks[name]).tobytes() for name in TICK_DTYPE.names},
+            **{name: np.ascontiguousarray(records[name]).tobytes() for name in records.dtype.names},
         },
         use_bin_type=True,
     )
 
 
-def unpack_ticks(blob: bytes) -> tuple[np.ndarray, int]:
-    """(ticks, seq0) from a stream entry, validating shape and version."""
+def unpack_records(blob: bytes, dtype: np.dtype) -> tuple[np.ndarray, int]:
+    """(records, seq0) from a stream entry, validating version, count and column sizes."""
     doc = _unpackb(blob)
     if not isinstance(doc, dict) or doc.get("v") != FORMAT_VERSION:
-        raise PayloadError("tick payload has no known format version")
+        raise PayloadError("payload has no known format version")
     n = doc.get("n")
     if not isinstance(n, int) or not 0 <= n <= MAX_TICKS_PER_ENTRY:
-        raise PayloadError(f"tick payload count {n!r} out of range")
-    out = np.empty(n, dtype=TICK_DTYPE)
-    for name in TICK_DTYPE.names:
+        raise PayloadError(f"payload record count {n!r} out of range")
+    out = np.empty(n, dtype=dtype)
+    for name in dtype.names:
         column = doc.get(name)
-        width = TICK_DTYPE[name].itemsize
-        if not isinstance(column, bytes) or len(column) != n * width:
-            raise PayloadError(f"tick payload column {name!r} has the wrong size")
-        out[name] = np.frombuffer(column, dtype=TICK_DTYPE[name])
-    return out, int(doc.get("seq0", 0))
+        if not isinstance(column, bytes) or len(column) != n * dtype[name].itemsize:
+            raise PayloadError(f"payload column {name!r} is missing or has the wrong size")
+        out[name] = np.frombuffer(column, dtype=dtype[name])
+    seq0 = doc.get("seq0", 0)
+    if not isinstance(seq0, int):
+        raise PayloadError("payload seq0 is not an integer")
+    return out, seq0
 
 
 def pack_value(doc: dict[str, Any]) -> bytes:

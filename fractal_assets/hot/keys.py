@@ -19,6 +19,10 @@ class Keys:
         """Stream of msgpack tick micro-batches."""
         return f"{self.prefix}tick:{{{symbol}}}"
 
+    def quotes(self, symbol: str) -> str:
+        """Stream of msgpack best bid/offer micro-batches."""
+        return f"{self.prefix}quote:{{{symbol}}}"
+
     def order_book(self, symbol: str) -> str:
         """Stream of msgpack top-of-book snapshots {bids, asks, ts}."""
         return f"{self.prefix}ob:{{{symbol}}}"
@@ -31,9 +35,10 @@ class Keys:
         """Hash: source id -> highest source sequence of this symbol stored."""
         return f"{self.prefix}ckpt:{{{symbol}}}"
 
-    def archived(self, symbol: str) -> str:
-        """Hash: UTC date -> newest tick-stream entry id whose ticks of that date are in the cold tier."""
-        return f"{self.prefix}archived:{{{symbol}}}"
+    def archived(self, symbol: str, stream: str) -> str:
+        """Hash: UTC date -> newest entry id of the ``ticks`` or ``quotes`` stream whose records
+        of that date are in the cold tier."""
+        return f"{self.prefix}archived:{{{symbol}}}:{stream}"
 
     def source_checkpoint(self, source_id: str) -> str:
         """Every record of the source up to this sequence is fully handled."""

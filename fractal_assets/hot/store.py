@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import redis
 
-from fractal_assets.hot.codec import pack_book, pack_ticks, pack_value, unpack_ticks, unpack_value
+from fractal_assets.hot.codec import pack_book, pack_records, pack_value, unpack_records, unpack_value
 from fractal_assets.hot.keys import Keys
 from fractal_assets.ticks import QUOTE_DTYPE, TICK_DTYPE, BookSnapshot, Rejection
 from fractal_assets.validation import SymbolState
@@ -34,6 +34,10 @@ class SymbolCheckpoint:
     """Highest sequence number of the source stored for this symbol, or NOTHING."""
     book_ts: int
     """Newest order-book snapshot stored from the source, or NOTHING."""
+    quote_count: int
+    """Quotes of this symbol ever stored."""
+    quote_source_seq: int
+    """Highest sequence number of the source stored among this symbol's quotes, or NOTHING."""
 
 
 @dataclass(frozen=True)
@@ -47,12 +51,16 @@ class SourceCheckpoint:
 
 
 @dataclass
-class HotTicks:
-    """Ticks read back from a stream, with each tick's arrival number."""
+class HotRecords:
+    """Records read back from a stream, with each one's arrival number."""
 
     last_entry: bytes | None
-    ticks: np.ndarray
+    records: np.ndarray
     seq: np.ndarray
+
+    @property
+    def ticks(self) -> np.ndarray:
+        return self.records
 
 
 @dataclass(frozen=True)
@@ -76,13 +84,18 @@ def utc_days(t0: int, t1: int) -> list[str]:
 
 
 @dataclass
-class TickBlock:
-    """A micro-batch of one symbol's ticks, ready for one stream entry."""
+class Block:
+    """A micro-batch of one symbol's ticks or quotes, ready for one stream entry."""
 
     symbol: str
-    ticks: np.ndarray
+    records: np.ndarray
     seq0: int
+    """Arrival number of the first record among the symbol's records of this kind."""
     source_seq: int
+    """Highest source sequence number in the block."""
+
+
+STREAM_DTYPES = {"ticks": TICK_DTYPE, "quotes": QUOTE_DTYPE}
 
 
 class HotStore:
@@ -109,6 +122,8 @@ class HotStore:
                 count=int(h.get("count", 0)),
                 source_seq=int(h.get(f"src:{source_id}", NOTHING)),
                 book_ts=int(h.get(f"book:{source_id}", NOTHING)),
+                quote_count=int(h.get("quote_count", 0)),
+                quote_source_seq=int(h.get(f"qsrc:{source_id}", NOTHING)),
             )
         return out
 
@@ -120,24 +135,29 @@ class HotStore:
     def commit(
         self,
         source_id: str,
-        blocks: list[TickBlock],
+        blocks: list[Block],
+        quote_blocks: list[Block],
         states: dict[str, SymbolState],
         rejections: list[Rejection],
         books: list[BookSnapshot],
         progress: SourceCheckpoint,
     ) -> None:
-        """Store blocks, dead letters and books with their checkpoints, atomically."""
+        """Store tick and quote blocks, dead letters and books with their checkpoints, atomically."""
         pipe = self.client.pipeline(transaction=True)
         stored: Counter[str] = Counter()
         marks: dict[str, dict[str, Any]] = {}
+        for stream, kind_blocks, src, count in (
+            ("ticks", blocks, "src", "count"), ("quotes", quote_blocks, "qsrc", "quote_count")
+        ):
+            for block in kind_blocks:
+                ts = block.records["ts"]
+                entry = {"d": pack_records(block.records, block.seq0), "t0": int(ts.min()), "t1": int(ts.max())}
+                pipe.xadd(self._stream_key(block.symbol, stream), entry)
+                mark = marks.setdefault(block.symbol, {})
+                mark[f"{src}:{source_id}"] = block.source_seq
+                mark[count] = block.seq0 + len(block.records)
         for block in blocks:
-            ts = block.ticks["ts"]
-            entry = {"d": pack_ticks(block.ticks, block.seq0), "t0": int(ts.min()), "t1": int(ts.max())}
-            pipe.xadd(self.keys.ticks(block.symbol), entry)
-            stored[block.symbol] += len(block.ticks)
-            mark = marks.setdefault(block.symbol, {})
-            mark[f"src:{source_id}"] = block.source_seq
-            mark["count"] = block.seq0 + len(block.ticks)
+            stored[block.symbol] += len(block.records)
         for book in books:
             pipe.xadd(self.keys.order_book(book.symbol), {"d": pack_book(book.ts, book.bids, book.asks)})
             marks.setdefault(book.symbol, {})[f"book:{source_id}"] = book.ts
@@ -180,43 +200,51 @@ class HotStore:
             existing = self.client.hget(key, source_id)
         return int(existing)
 
-    def read_ticks(self, symbol: str, min_id: str | bytes = "-", max_id: str | bytes = "+") -> HotTicks:
-        """Ticks of the stream entries in [min_id, max_id], in arrival order."""
-        entries = self.client.xrange(self.keys.ticks(symbol), min_id, max_id)
+    def _stream_key(self, symbol: str, stream: str) -> str:
+        return self.keys.ticks(symbol) if stream == "ticks" else self.keys.quotes(symbol)
+
+    def read_stream(self, symbol: str, stream: str, min_id: str | bytes = "-", max_id: str | bytes = "+") -> HotRecords:
+        """Records of the ``ticks`` or ``quotes`` entries in [min_id, max_id], in arrival order."""
+        dtype = STREAM_DTYPES[stream]
+        entries = self.client.xrange(self._stream_key(symbol, stream), min_id, max_id)
         parts, seqs = [], []
         for _, fields in entries:
-            ticks, seq0 = unpack_ticks(fields[b"d"])
-            parts.append(ticks)
-            seqs.append(np.arange(seq0, seq0 + len(ticks), dtype=np.int64))
+            records, seq0 = unpack_records(fields[b"d"], dtype)
+            parts.append(records)
+            seqs.append(np.arange(seq0, seq0 + len(records), dtype=np.int64))
         if not parts:
-            return HotTicks(None, np.empty(0, dtype=TICK_DTYPE), np.empty(0, dtype=np.int64))
-        return HotTicks(entries[-1][0], np.concatenate(parts), np.concatenate(seqs))
+            return HotRecords(None, np.empty(0, dtype=dtype), np.empty(0, dtype=np.int64))
+        return HotRecords(entries[-1][0], np.concatenate(parts), np.concatenate(seqs))
 
-    def entry_spans(self, symbol: str, min_id: str | bytes = "-", count: int | None = None) -> list[EntrySpan]:
-        """Entry ids with the time span of their ticks, without unpacking payloads."""
-        entries = self.client.xrange(self.keys.ticks(symbol), min_id, "+", count=count)
+    def read_ticks(self, symbol: str, min_id: str | bytes = "-", max_id: str | bytes = "+") -> HotRecords:
+        """Ticks of the stream entries in [min_id, max_id], in arrival order."""
+        return self.read_stream(symbol, "ticks", min_id, max_id)
+
+    def entry_spans(self, symbol: str, min_id: str | bytes = "-", stream: str = "ticks") -> list[EntrySpan]:
+        """Entry ids with the time span of their records, without unpacking payloads."""
+        entries = self.client.xrange(self._stream_key(symbol, stream), min_id, "+")
         return [EntrySpan(eid, int(f[b"t0"]), int(f[b"t1"])) for eid, f in entries]
 
-    def mark_archived(self, symbol: str, date: str, through: bytes) -> None:
-        """Record that the ticks of ``date`` in entries up to ``through`` are in the cold tier."""
-        self.client.hset(self.keys.archived(symbol), date, through)
+    def mark_archived(self, symbol: str, date: str, through: bytes, stream: str = "ticks") -> None:
+        """Record that the records of ``date`` in entries up to ``through`` are in the cold tier."""
+        self.client.hset(self.keys.archived(symbol, stream), date, through)
 
-    def archived(self, symbol: str) -> dict[str, bytes]:
+    def archived(self, symbol: str, stream: str = "ticks") -> dict[str, bytes]:
         """UTC date -> newest entry id archived for it."""
-        return {k.decode(): v for k, v in self.client.hgetall(self.keys.archived(symbol)).items()}
+        return {k.decode(): v for k, v in self.client.hgetall(self.keys.archived(symbol, stream)).items()}
 
-    def trim_archived(self, symbol: str, keep_ms: int) -> int:
-        """Drop the oldest entries whose ticks are all archived and older than ``keep_ms``
-        before the symbol's newest tick; returns how many were dropped.
+    def trim_archived(self, symbol: str, keep_ms: int, stream: str = "ticks") -> int:
+        """Drop the oldest entries whose records are all archived and older than ``keep_ms``
+        before the stream's newest record; returns how many were dropped.
 
         The newest entry is never older than that, so there is always one left
         to serve as the MINID boundary.
         """
-        spans = self.entry_spans(symbol)
+        spans = self.entry_spans(symbol, stream=stream)
         if not spans:
             return 0
         newest = max(s.t1 for s in spans)
-        archived = {d: _stream_id(v) for d, v in self.archived(symbol).items()}
+        archived = {d: _stream_id(v) for d, v in self.archived(symbol, stream).items()}
         cut = 0
         for span in spans:
             if span.t1 >= newest - keep_ms or not all(
@@ -226,7 +254,7 @@ class HotStore:
             cut += 1
         if cut == 0:
             return 0
-        return int(self.client.xtrim(self.keys.ticks(symbol), minid=spans[cut].entry_id))
+        return int(self.client.xtrim(self._stream_key(symbol, stream), minid=spans[cut].entry_id))
 
     def symbols(self) -> list[str]:
         """Every symbol ingest has stored."""
@@ -235,14 +263,6 @@ class HotStore:
     def read_books(self, symbol: str) -> list[dict[str, Any]]:
         """Every order-book snapshot of a symbol, oldest first."""
         return [unpack_value(f[b"d"]) for _, f in self.client.xrange(self.keys.order_book(symbol))]
-
-    def read_top_of_book(self, symbol: str) -> np.ndarray:
-        """Best bid and ask of every order-book snapshot with both sides, as ``QUOTE_DTYPE``."""
-        tops = [
-            (b["ts"], b["bids"][0][0], b["asks"][0][0], b["bids"][0][1], b["asks"][0][1])
-            for b in self.read_books(symbol) if b["bids"] and b["asks"]
-        ]
-        return np.array(tops, dtype=QUOTE_DTYPE)
 
     def write_indicators(self, symbol: str, values: dict[tuple[str, str], dict[str, Any]]) -> None:
         """Set latest indicator values: (indicator, timeframe) -> {value, ts, meta}."""

@@ -1,0 +1,87 @@
+"""Indicator assets on the shared real Binance feed: tables filled, and the real-time
+`ind:` values equal to the batch computation over the same ticks and quotes."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+from dagster import DagsterInstance
+
+from fractal_assets.backfill import materialize_days, partitions_with_data
+from fractal_assets.cli import source_id
+from fractal_assets.cold.parquet import read_quotes, read_ticks
+from fractal_assets.config import Config
+from fractal_assets.feeds import open_feed
+from fractal_assets.hot.store import HotStore
+from fractal_assets.indicators.realtime import TIMEFRAME, WINDOW_SECONDS
+from fractal_assets.indicators.windows import METRICS, window_metrics
+from fractal_assets.ingest import Ingestor
+from fractal_assets.resources import resources_for
+from fractal_assets.ticks import TICK_DTYPE
+from fractal_assets_tests.conftest import shared_file
+
+BINANCE = "hftbacktest_binance_spot_feed_20240808/{}_20240808.gz"
+
+
+@pytest.fixture
+def built(config: Config, store: HotStore) -> Config:
+    for name in ("btcusdt", "ethusdt"):
+        path = shared_file(BINANCE.format(name))
+        Ingestor(config, store, source_id(path)).run(open_feed(path))
+    days = partitions_with_data(store, config.cold_dir)
+    with DagsterInstance.ephemeral() as instance:
+        assert materialize_days(days, instance, resources_for(config)) == []
+    return config
+
+
+def cold_frame(config: Config, symbol: str, dataset: str) -> pd.DataFrame:
+    reader = read_ticks if dataset == "ticks" else read_quotes
+    frames = [reader(config.cold_dir, symbol, d).to_pandas() for d in ("2024-08-08", "2024-08-09")]
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT"])
+def test_realtime_values_equal_batch_values_over_the_same_ticks(built: Config, store: HotStore, symbol: str) -> None:
+    ticks = cold_frame(built, symbol, "ticks").sort_values("seq")
+    quotes = cold_frame(built, symbol, "quotes").sort_values("seq")
+    live = {name: store.read_indicator(symbol, name, TIMEFRAME) for name in METRICS}
+    end = live["tick_imbalance"]["ts"]
+    assert end == ticks["ts"].max()
+    window = ticks[ticks["ts"] >= end - WINDOW_SECONDS * 1000]
+    in_quotes = quotes[(quotes["ts"] >= end - WINDOW_SECONDS * 1000) & (quotes["ts"] <= end)]
+    records = np.empty(len(window), dtype=TICK_DTYPE)
+    for name in TICK_DTYPE.names:
+        records[name] = window[name].to_numpy()
+    batch = window_metrics(records, in_quotes["bid"].to_numpy(), in_quotes["ask"].to_numpy())
+    assert live["tick_imbalance"]["meta"]["tick_count"] == len(window) > 100
+    assert not batch.spread_estimated and batch.quote_count > 100
+    for name in METRICS:
+        assert live[name]["value"] == pytest.approx(getattr(batch, name), rel=1e-12, nan_ok=True), name
+
+
+def test_indicator_tables_are_filled(built: Config) -> None:
+    with sqlite3.connect(built.warm_db) as conn:
+        micro = pd.read_sql_query("SELECT * FROM fractal_microstructure ORDER BY symbol, window_ms, timestamp", conn)
+        values = pd.read_sql_query("SELECT * FROM fractal_indicator_values", conn)
+    assert set(micro["symbol"]) == {"BTCUSDT", "ETHUSDT"}
+    assert set(micro["window_ms"]) == {300_000, 86_400_000}
+    quoted = micro[micro["spread_estimated"] == 0]
+    estimated = micro[micro["spread_estimated"] == 1]
+    assert len(quoted) > len(estimated)
+    first_quote = {s: cold_frame(built, s, "quotes")["ts"].min() for s in ("BTCUSDT", "ETHUSDT")}
+    last_quote = {s: cold_frame(built, s, "quotes")["ts"].max() for s in ("BTCUSDT", "ETHUSDT")}
+    for row in estimated.itertuples():
+        window_end = row.timestamp + row.window_ms
+        assert window_end <= first_quote[row.symbol] or row.timestamp > last_quote[row.symbol], \
+            "Roll's estimate is used only for windows without a single quote"
+    assert micro[["tick_imbalance", "order_flow_ratio", "bid_ask_spread", "kyle_lambda"]].notna().all().all()
+    daily = micro[micro["window_ms"] == 86_400_000].set_index(["symbol", "timestamp"])["tick_count"]
+    assert daily.groupby("symbol").sum().to_dict() == {"BTCUSDT": 9_757, "ETHUSDT": 6_106}
+    assert micro[micro["window_ms"] == 86_400_000]["vpin"].between(0, 1).all()
+    snapshots = values[values["indicator"] == "indicator_snapshot"]
+    assert len(snapshots) == 4  # two symbols x two UTC days
+    hurst = values[(values["indicator"] == "hurst_dfa") & (values["timeframe"] == "1m")]
+    assert len(hurst) == 4
