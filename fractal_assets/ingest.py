@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from fractal_assets.config import Config
 from fractal_assets.hot.ring import RingBuffer
 from fractal_assets.hot.store import NOTHING, Block, HotStore, SourceCheckpoint
 from fractal_assets.indicators.realtime import WINDOW_SECONDS, realtime_values
+from fractal_assets.monitoring import IngestMetrics
 from fractal_assets.ticks import QUOTE_DTYPE, TICK_DTYPE, BookSnapshot, FeedChunk, RawQuotes, RawTrades, Rejection
 from fractal_assets.validation import BAD_QUOTE, SymbolState, normalize_symbols, validate
 
@@ -51,24 +52,38 @@ class _Pending:
 
     ticks: list[np.ndarray] = field(default_factory=list)
     seqs: list[np.ndarray] = field(default_factory=list)
+    received: list[float] = field(default_factory=list)
+    """Receipt time (monotonic s) of each part, for latency."""
     count: int = 0
     since: float = 0.0
 
-    def add(self, ticks: np.ndarray, seqs: np.ndarray) -> None:
+    def add(self, ticks: np.ndarray, seqs: np.ndarray, received: float) -> None:
         if not self.count:
-            self.since = time.monotonic()
+            self.since = received
         self.ticks.append(ticks)
         self.seqs.append(seqs)
+        self.received.append(received)
         self.count += len(ticks)
 
-    def cut(self, size: int, take_rest: bool) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Full blocks of ``size``, plus the remainder when ``take_rest``."""
+    def cut(self, size: int, take_rest: bool) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """Full blocks of ``size`` (plus the remainder when ``take_rest``), each with the
+        receipt time of its oldest tick."""
         if not self.count:
             return []
         ticks, seqs = np.concatenate(self.ticks), np.concatenate(self.seqs)
+        part_ends = np.cumsum([len(t) for t in self.ticks])
         stop = len(ticks) if take_rest else len(ticks) - len(ticks) % size
-        blocks = [(ticks[i:i + size], seqs[i:i + size]) for i in range(0, stop, size)]
-        self.ticks, self.seqs = ([ticks[stop:]], [seqs[stop:]]) if stop < len(ticks) else ([], [])
+        blocks = [
+            (ticks[i:i + size], seqs[i:i + size], self.received[int(np.searchsorted(part_ends, i, side="right"))])
+            for i in range(0, stop, size)
+        ]
+        rest = stop < len(ticks)
+        if rest:
+            self.received = [self.received[int(np.searchsorted(part_ends, stop, side="right"))]]
+            self.since = self.received[0]
+        else:
+            self.received = []
+        self.ticks, self.seqs = ([ticks[stop:]], [seqs[stop:]]) if rest else ([], [])
         self.count = len(ticks) - stop
         return blocks
 
@@ -132,6 +147,7 @@ class Ingestor:
             self._quote_counts[symbol] = ckpt.quote_count
             self._quote_seq[symbol] = ckpt.quote_source_seq
         self._replay_through = max(self._stored_seq.values(), default=NOTHING)
+        self.metrics = IngestMetrics.start()
 
     def run(self, chunks: Iterable[FeedChunk], speed: float = 0.0, progress: ProgressFn | None = None) -> IngestReport:
         """Ingest every chunk; ``speed`` 0 is as fast as possible, N is N times real time."""
@@ -145,31 +161,32 @@ class Ingestor:
             if delay > 0:
                 self._flush(take_rest=True)
                 time.sleep(delay)
-            self._accept(chunk)
+            self._accept(chunk, received=time.monotonic())
             self._flush(take_rest=self._stale())
             if progress:
                 progress(chunk.last_seq + 1, self.report)
         self._flush(take_rest=True)
+        self._push_metrics()
         self.report.seconds = time.monotonic() - started
         return self.report
 
-    def _accept(self, chunk: FeedChunk) -> None:
+    def _accept(self, chunk: FeedChunk, received: float) -> None:
         self._rejections += [r for r in chunk.rejections if r.seq > self._resume.rejected]
         if chunk.trades is not None and len(chunk.trades):
-            self._accept_trades(chunk.trades)
+            self._accept_trades(chunk.trades, received)
         if chunk.quotes is not None and len(chunk.quotes):
             self._accept_quotes(chunk.quotes)
         self._accept_books(chunk.books)
         self._last_seq = chunk.last_seq
 
-    def _accept_trades(self, trades: RawTrades) -> None:
+    def _accept_trades(self, trades: RawTrades, received: float) -> None:
         if trades.seq[0] <= self._replay_through:
             trades = self._drop_stored(trades)
         accepted, rejections = validate(trades, self._states, self.config.ts_tolerance_ms)
         self._rejections += [r for r in rejections if r.seq > self._resume.rejected]
         for v in accepted:
             self._counts.setdefault(v.symbol, 0)
-            self._pending.setdefault(v.symbol, _Pending()).add(v.ticks, v.seq)
+            self._pending.setdefault(v.symbol, _Pending()).add(v.ticks, v.seq, received)
 
     def _drop_stored(self, trades: RawTrades) -> RawTrades:
         """Rows an earlier run already stored for their symbol."""
@@ -213,18 +230,35 @@ class Ingestor:
     def _flush(self, take_rest: bool) -> None:
         """Commit full micro-batches (and partial ones when ``take_rest``) with checkpoints."""
         blocks: list[Block] = []
+        received: list[tuple[float, int]] = []
         for symbol, pending in self._pending.items():
-            for ticks, seqs in pending.cut(self.config.batch_size, take_rest):
+            for ticks, seqs, at in pending.cut(self.config.batch_size, take_rest):
                 blocks.append(Block(symbol, ticks, self._counts[symbol], int(seqs[-1])))
+                received.append((at, len(ticks)))
                 self._counts[symbol] += len(ticks)
         quote_blocks = self._quote_blocks()
         waiting = [p.first_seq() for p in self._pending.values() if p.count]
         progress = SourceCheckpoint(handled=min(waiting) - 1 if waiting else self._last_seq, rejected=self._last_seq)
         if not (blocks or quote_blocks or self._rejections or self._books) and progress == self._committed:
             return
-        self.store.commit(self.source_id, blocks, quote_blocks, self._states, self._rejections, self._books, progress)
+        progress = replace(progress, commits=self._committed.commits + 1)
+        self.store.commit_retrying(
+            self.source_id, blocks, quote_blocks, self._states, self._rejections, self._books, progress
+        )
         self._committed = progress
+        self.metrics.committed(received)
         self._after_commit(blocks, quote_blocks)
+        if self.metrics.due():
+            self._push_metrics()
+
+    def _push_metrics(self) -> None:
+        """Publish this process's metrics and each symbol's memory and freshness."""
+        per_symbol = {
+            symbol: {"ring_bytes": self.rings.memory_bytes(symbol), "ticks_total": self.report.accepted[symbol],
+                     "newest_ts": int(ring.latest(1)["ts"][0]) if len(ring) else -1}
+            for symbol, ring in self.rings.ticks.items()
+        }
+        self.store.write_metrics(self.source_id, self.metrics.snapshot(), per_symbol)
 
     def _quote_blocks(self) -> list[Block]:
         """Every queued quote, in stream entries of at most ``batch_size``."""
@@ -264,7 +298,10 @@ class Ingestor:
         ring = self.rings.quotes.get(symbol)
         quotes = ring.since(end - WINDOW_SECONDS * 1000) if ring else np.empty(0, QUOTE_DTYPE)
         quotes = quotes[quotes["ts"] <= end]
-        self.store.write_indicators(symbol, realtime_values(ticks, quotes))
+        started = time.monotonic()
+        values = realtime_values(ticks, quotes)
+        self.metrics.indicator_ms.add((time.monotonic() - started) * 1000)
+        self.store.write_indicators(symbol, values)
         self._since_refresh[symbol] = 0
 
 

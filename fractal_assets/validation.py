@@ -7,6 +7,7 @@ Checks are vectorized over a whole chunk; only the per-symbol carry-over
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,8 +23,13 @@ BAD_VOLUME = "bad_volume"
 BAD_SIDE = "bad_side"
 BAD_SYMBOL = "bad_symbol"
 TS_BACKWARDS = "ts_backwards"
+TS_OUT_OF_RANGE = "ts_out_of_range"
 BAD_QUOTE = "bad_quote"
-REASONS = (UNPARSEABLE, BAD_PRICE, BAD_VOLUME, BAD_SIDE, BAD_SYMBOL, TS_BACKWARDS, BAD_QUOTE)
+REASONS = (UNPARSEABLE, BAD_PRICE, BAD_VOLUME, BAD_SIDE, BAD_SYMBOL, TS_OUT_OF_RANGE, TS_BACKWARDS, BAD_QUOTE)
+
+FUTURE_SLACK_MS = 86_400_000
+"""A tick stamped more than a day past the wall clock is a bad timestamp, not the future:
+accepting it would make every later tick look like it went backwards."""
 
 
 class InvalidSymbol(ValueError):
@@ -103,6 +109,8 @@ def validate(
         (np.isfinite(trades.volume) & (trades.volume >= 0), BAD_VOLUME, "volume must be finite and >= 0"),
         (np.isnan(trades.side) | (trades.side == 1) | (trades.side == -1), BAD_SIDE,
          "side must be 1 (buy), -1 (sell) or missing"),
+        ((trades.ts > 0) & (trades.ts <= time.time() * 1000 + FUTURE_SLACK_MS), TS_OUT_OF_RANGE,
+         "timestamp must be after 1970 and at most a day past the wall clock"),
     )
     rejections: list[Rejection] = []
     pending = np.ones(len(trades), dtype=bool)

@@ -21,7 +21,7 @@ from fractal_assets.hot.connection import connect, embedded_socket, stop_embedde
 from fractal_assets.hot.store import HotStore
 from fractal_assets.ingest import Ingestor
 from fractal_assets.ticks import TICK_DTYPE, FeedChunk, RawQuotes
-from fractal_assets.validation import BAD_QUOTE, REASONS
+from fractal_assets.validation import BAD_QUOTE, REASONS, TS_OUT_OF_RANGE
 
 
 def write_ticks(path: Path, n: int, symbols: tuple[str, ...] = ("AAA", "BBB"), seed: int = 1) -> pd.DataFrame:
@@ -94,7 +94,7 @@ def test_every_rejection_reason_is_counted_and_dead_lettered(config: Config, sto
     assert store.rejected_counts() == {
         "unparseable": 2, "bad_price": 2, "bad_volume": 1, "bad_side": 1, "bad_symbol": 1, "ts_backwards": 1,
     }
-    assert set(store.rejected_counts()) == set(REASONS) - {BAD_QUOTE}
+    assert set(store.rejected_counts()) == set(REASONS) - {BAD_QUOTE, TS_OUT_OF_RANGE}
     letters = store.client.xrange(store.keys.dead_letter())
     assert sorted((int(f[b"seq"]), f[b"reason"].decode()) for _, f in letters) == [
         (1, "unparseable"), (2, "unparseable"), (3, "bad_price"), (4, "bad_price"), (5, "bad_volume"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,7 @@ from fractal_assets.validation import (
     BAD_SYMBOL,
     BAD_VOLUME,
     TS_BACKWARDS,
+    TS_OUT_OF_RANGE,
     InvalidSymbol,
     SymbolState,
     normalize_symbol,
@@ -127,3 +130,10 @@ def test_tick_payload_round_trips_and_rejects_tampering() -> None:
         unpack_records(blob[:-3], TICK_DTYPE)
     with pytest.raises(PayloadError):
         unpack_records(b"\xc1garbage", TICK_DTYPE)
+
+
+def test_timestamps_before_1970_or_far_in_the_future_are_out_of_range() -> None:
+    far = int(time.time() * 1000) + 2 * 86_400_000
+    accepted, rejections = validate(raw("T", [-5, 1_000, far, 2_000], [1] * 4, [1] * 4, [1] * 4), {}, tolerance_ms=0)
+    assert [(r.seq, r.reason) for r in rejections] == [(0, TS_OUT_OF_RANGE), (2, TS_OUT_OF_RANGE)]
+    assert accepted[0].ticks["ts"].tolist() == [1_000, 2_000]

@@ -58,7 +58,7 @@ def frame_to_chunk(frame: pd.DataFrame, seq: np.ndarray) -> FeedChunk:
     volume = pd.to_numeric(frame["volume"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     side = _side_column(frame["side"]) if "side" in frame.columns else np.full(len(frame), np.nan)
     symbol = frame["symbol"].fillna("").astype(str).to_numpy(dtype=object)
-    bad = np.isnan(ts) | unparsed(frame["price"], price) | unparsed(frame["volume"], volume)
+    bad = ~np.isfinite(ts) | unparsed(frame["price"], price) | unparsed(frame["volume"], volume)
     rejections = [
         Rejection(int(seq[i]), UNPARSEABLE, "ts, price or volume is not a number", row_text(frame, i), str(symbol[i]))
         for i in np.flatnonzero(bad)
@@ -107,7 +107,9 @@ def csv_chunks(
 
     Records are numbered by their data row in the file, malformed ones
     included, so the numbering does not depend on how the file is chunked;
-    rows with the wrong number of fields become rejections. pyarrow infers
+    rows with the wrong number of fields become rejections. Quoting is off:
+    tick files quote nothing, and a stray quote must not swallow the lines
+    after it. pyarrow infers
     column types from the first block; when a later block holds a value of
     another type, reading starts over with every column as text (``parse``
     coerces cells one by one) and resumes after the last record handed out.
@@ -140,7 +142,7 @@ def _csv_pass(
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=max(1 << 16, chunk_rows * 64), use_threads=False),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, quote_char=False),
         convert_options=pacsv.ConvertOptions(column_types=column_types, null_values=[""], strings_can_be_null=True),
     )
     next_row = 0

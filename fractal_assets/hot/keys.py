@@ -60,6 +60,14 @@ class Keys:
         """Stream of rejected ticks with their reasons."""
         return f"{self.prefix}deadletter:ticks"
 
+    def ingest_metrics(self, source_id: str) -> str:
+        """Hash: latency percentiles, throughput and counters of the ingest process of a source."""
+        return f"{self.prefix}metrics:ingest:{source_id}"
+
+    def symbol_metrics(self, symbol: str) -> str:
+        """Hash: ring-buffer bytes, ticks and newest tick time of a symbol."""
+        return f"{self.prefix}metrics:{{{symbol}}}"
+
     def rejected_counts(self) -> str:
         """Hash: rejection reason -> count."""
         return f"{self.prefix}stats:rejected"
@@ -67,3 +75,11 @@ class Keys:
     def accepted_counts(self) -> str:
         """Hash: symbol -> ticks accepted."""
         return f"{self.prefix}stats:accepted"
+
+    def backtest(self, symbol: str, start: str, end: str, kind: str, timeframe: str | None) -> str:
+        """Cached ``get_backtest_data`` result (msgpack {v, version, ipc}); ``-`` for no timeframe."""
+        return f"{self.prefix}backtest:{{{symbol}}}:{start}:{end}:{kind}:{timeframe or '-'}"
+
+    def cache_stats(self) -> str:
+        """Hash: hit / miss / skip -> backtest-data cache lookups."""
+        return f"{self.prefix}stats:cache"

@@ -7,8 +7,9 @@ process killed at any instant leaves either all of a commit or none of it.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from fractal_assets.ticks import QUOTE_DTYPE, TICK_DTYPE, BookSnapshot, Rejectio
 from fractal_assets.validation import SymbolState
 
 DEAD_LETTER_MAXLEN = 1_000_000
+RECONNECT_DEADLINE_S = 60.0
 NOTHING = -1
 
 
@@ -48,6 +50,9 @@ class SourceCheckpoint:
     """Every record up to this sequence is stored or rejected: a restart reads on from here."""
     rejected: int = NOTHING
     """Rejections of records up to this sequence are in the dead-letter stream."""
+    commits: int = 0
+    """Commits of this source so far: tells whether a commit interrupted by a lost
+    connection was applied before the connection dropped."""
 
 
 @dataclass
@@ -170,7 +175,36 @@ class HotStore:
         for symbol, n in stored.items():
             pipe.hincrby(self.keys.accepted_counts(), symbol, n)
         self._dead_letters(pipe, source_id, rejections)
-        pipe.hset(self.keys.source_checkpoint(source_id), mapping={"handled": progress.handled, "rejected": progress.rejected})
+        pipe.hset(self.keys.source_checkpoint(source_id), mapping=asdict(progress))
+        pipe.execute()
+
+    def commit_retrying(self, source_id: str, *args: Any, deadline_s: float = RECONNECT_DEADLINE_S) -> None:
+        """:meth:`commit`, surviving a Redis restart: on a lost connection it waits for the
+        server, then retries unless the source checkpoint shows the commit already applied."""
+        progress: SourceCheckpoint = args[-1]
+        give_up = time.monotonic() + deadline_s
+        delay = 0.05
+        while True:
+            try:
+                self.commit(source_id, *args)
+                return
+            except (redis.ConnectionError, redis.TimeoutError):
+                if time.monotonic() > give_up:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                try:
+                    if self.source_checkpoint(source_id).commits >= progress.commits:
+                        return
+                except (redis.ConnectionError, redis.TimeoutError):
+                    continue
+
+    def write_metrics(self, source_id: str, process: dict[str, Any], per_symbol: dict[str, dict[str, Any]]) -> None:
+        """Publish an ingest process's metrics and per-symbol figures."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(self.keys.ingest_metrics(source_id), mapping=process)
+        for symbol, fields in per_symbol.items():
+            pipe.hset(self.keys.symbol_metrics(symbol), mapping=fields)
         pipe.execute()
 
     def _dead_letters(self, pipe: redis.client.Pipeline, source_id: str, rejections: list[Rejection]) -> None:
