@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import Definitions
 
 from fractal_assets.assets.bars import BAR_ASSETS
+from fractal_assets.assets.health import health_job, health_schedule, hot_tier_health, hot_tier_metrics
 from fractal_assets.assets.hot import HOT_TIER_SPECS
 from fractal_assets.assets.indicators import INDICATOR_ASSETS
 from fractal_assets.assets.maintenance import warm_retention
@@ -20,8 +21,9 @@ from fractal_assets.resources import resources_from_env
 
 defs = Definitions(
     assets=[*HOT_TIER_SPECS, raw_ticks, *BAR_ASSETS, *INDICATOR_ASSETS, warm_retention],
-    jobs=[tick_pipeline_job, warm_retention_job],
-    sensors=[hot_tier_sensor],
-    schedules=[finalize_yesterday, nightly_retention],
+    asset_checks=[hot_tier_health],
+    jobs=[tick_pipeline_job, warm_retention_job, health_job],
+    sensors=[hot_tier_sensor, hot_tier_metrics],
+    schedules=[finalize_yesterday, nightly_retention, health_schedule],
     resources=resources_from_env(),
 )

@@ -70,16 +70,22 @@ class HotRecords:
 
 @dataclass(frozen=True)
 class EntrySpan:
-    """A stream entry and the event-time range of its ticks."""
+    """A stream entry, the event-time range of its records and how many it holds."""
 
     entry_id: bytes
     t0: int
     t1: int
+    n: int = 0
 
 
 def _stream_id(entry_id: bytes) -> tuple[int, int]:
     ms, _, seq = entry_id.decode().partition("-")
     return int(ms), int(seq or 0)
+
+
+def _is_archived(span: EntrySpan, archived: dict[str, tuple[int, int]]) -> bool:
+    """Every day the entry touches was archived through it or a later entry."""
+    return all(archived.get(day, (-1, -1)) >= _stream_id(span.entry_id) for day in utc_days(span.t0, span.t1))
 
 
 def utc_days(t0: int, t1: int) -> list[str]:
@@ -156,7 +162,8 @@ class HotStore:
         ):
             for block in kind_blocks:
                 ts = block.records["ts"]
-                entry = {"d": pack_records(block.records, block.seq0), "t0": int(ts.min()), "t1": int(ts.max())}
+                entry = {"d": pack_records(block.records, block.seq0), "t0": int(ts.min()), "t1": int(ts.max()),
+                         "n": len(block.records)}
                 pipe.xadd(self._stream_key(block.symbol, stream), entry)
                 mark = marks.setdefault(block.symbol, {})
                 mark[f"{src}:{source_id}"] = block.source_seq
@@ -257,7 +264,15 @@ class HotStore:
     def entry_spans(self, symbol: str, min_id: str | bytes = "-", stream: str = "ticks") -> list[EntrySpan]:
         """Entry ids with the time span of their records, without unpacking payloads."""
         entries = self.client.xrange(self._stream_key(symbol, stream), min_id, "+")
-        return [EntrySpan(eid, int(f[b"t0"]), int(f[b"t1"])) for eid, f in entries]
+        return [EntrySpan(eid, int(f[b"t0"]), int(f[b"t1"]), int(f.get(b"n", 0))) for eid, f in entries]
+
+    def unarchived(self, symbol: str, stream: str = "ticks") -> list[EntrySpan]:
+        """Entries holding records of a day not yet archived through them (the archive backlog)."""
+        archived = self._archived_ids(symbol, stream)
+        return [span for span in self.entry_spans(symbol, stream=stream) if not _is_archived(span, archived)]
+
+    def _archived_ids(self, symbol: str, stream: str) -> dict[str, tuple[int, int]]:
+        return {d: _stream_id(v) for d, v in self.archived(symbol, stream).items()}
 
     def mark_archived(self, symbol: str, date: str, through: bytes, stream: str = "ticks") -> None:
         """Record that the records of ``date`` in entries up to ``through`` are in the cold tier."""
@@ -278,12 +293,10 @@ class HotStore:
         if not spans:
             return 0
         newest = max(s.t1 for s in spans)
-        archived = {d: _stream_id(v) for d, v in self.archived(symbol, stream).items()}
+        archived = self._archived_ids(symbol, stream)
         cut = 0
         for span in spans:
-            if span.t1 >= newest - keep_ms or not all(
-                archived.get(day, (-1, -1)) >= _stream_id(span.entry_id) for day in utc_days(span.t0, span.t1)
-            ):
+            if span.t1 >= newest - keep_ms or not _is_archived(span, archived):
                 break
             cut += 1
         if cut == 0:

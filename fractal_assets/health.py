@@ -1,0 +1,135 @@
+"""Health and status of a deployment: what `fractal health`, `fractal status` and the
+Dagster health check report."""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+from fractal_assets.config import Config
+from fractal_assets.hot.connection import embedded_socket
+from fractal_assets.hot.keys import Keys
+from fractal_assets.hot.store import HotStore
+from fractal_assets.warm.schema import current_version
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Health:
+    redis_connected: bool
+    sqlite_accessible: bool
+    memory_usage_mb: float | None
+    """Memory Redis uses for the whole server."""
+    tick_lag_ms: int | None
+    """Wall clock minus the newest stored tick's event time, over all symbols."""
+    cache_hit_rate: float | None
+    cold_writable: bool
+    archive_backlog_ticks: int | None
+    """Ticks in the hot tier whose day has not been archived through them."""
+    healthy: bool = True
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _client(config: Config) -> redis.Redis:
+    """A client that does not start the embedded server: health must see it down."""
+    url = config.redis_url or f"unix://{embedded_socket(config.data_dir)}"
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+
+
+def _sqlite_ok(config: Config) -> bool:
+    try:
+        with sqlite3.connect(f"file:{config.warm_db}?mode=ro", uri=True, timeout=5) as conn:
+            current_version(conn)
+        return True
+    except sqlite3.Error:
+        return False
+
+
+def _cold_writable(config: Config) -> bool:
+    try:
+        config.cold_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=config.cold_dir, prefix=".health-"):
+            return True
+    except OSError:
+        return False
+
+
+def hit_rate(store: HotStore) -> float | None:
+    stats = {k.decode(): int(v) for k, v in store.client.hgetall(store.keys.cache_stats()).items()}
+    looked_up = stats.get("hit", 0) + stats.get("miss", 0)
+    return stats.get("hit", 0) / looked_up if looked_up else None
+
+
+def newest_tick_ts(store: HotStore) -> int | None:
+    newest = [int(v) for v in (store.client.hget(store.keys.symbol_metrics(s), "newest_ts") for s in store.symbols())
+              if v is not None and int(v) >= 0]
+    return max(newest) if newest else None
+
+
+def backlog(store: HotStore) -> int:
+    return sum(span.n for symbol in store.symbols() for span in store.unarchived(symbol))
+
+
+def check_health(config: Config) -> Health:
+    """Every check, never raising: a failed component is reported, not thrown."""
+    store = HotStore(_client(config), Keys(config.key_prefix))
+    try:
+        store.client.ping()
+        connected = True
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        connected = False
+    health = Health(
+        redis_connected=connected,
+        sqlite_accessible=_sqlite_ok(config),
+        memory_usage_mb=round(store.client.info("memory")["used_memory"] / MB, 3) if connected else None,
+        tick_lag_ms=None,
+        cache_hit_rate=hit_rate(store) if connected else None,
+        cold_writable=_cold_writable(config),
+        archive_backlog_ticks=backlog(store) if connected else None,
+    )
+    if connected and (newest := newest_tick_ts(store)) is not None:
+        health.tick_lag_ms = int(time.time() * 1000) - newest
+    health.problems = _problems(health, config)
+    health.healthy = not health.problems
+    return health
+
+
+def _problems(health: Health, config: Config) -> list[str]:
+    problems = [f"{name} failed" for name in ("redis_connected", "sqlite_accessible", "cold_writable")
+                if not getattr(health, name)]
+    if config.health_max_tick_lag_ms and health.tick_lag_ms is not None and health.tick_lag_ms > config.health_max_tick_lag_ms:
+        problems.append(f"newest tick is {health.tick_lag_ms} ms old (limit {config.health_max_tick_lag_ms})")
+    if config.health_max_backlog and (health.archive_backlog_ticks or 0) > config.health_max_backlog:
+        problems.append(f"{health.archive_backlog_ticks} ticks await archiving (limit {config.health_max_backlog})")
+    return problems
+
+
+def status(config: Config) -> dict[str, Any]:
+    """Per-process ingest metrics and per-symbol figures for `fractal status`."""
+    store = HotStore(_client(config), Keys(config.key_prefix))
+    processes = [
+        {k.decode(): v.decode() for k, v in store.client.hgetall(key).items()}
+        for key in store.client.scan_iter(match=store.keys.ingest_metrics("*"), count=1000)
+    ]
+    symbols = {}
+    for symbol in store.symbols():
+        metrics = {k.decode(): v.decode() for k, v in store.client.hgetall(store.keys.symbol_metrics(symbol)).items()}
+        redis_bytes = sum(store.client.memory_usage(k) or 0 for k in (store.keys.ticks(symbol), store.keys.quotes(symbol),
+                                                                     store.keys.order_book(symbol)))
+        symbols[symbol] = {
+            "ticks_in_redis": sum(s.n for s in store.entry_spans(symbol)),
+            "unarchived_ticks": sum(s.n for s in store.unarchived(symbol)),
+            "redis_mb": round(redis_bytes / MB, 3),
+            "ring_mb": round(int(metrics.get("ring_bytes", 0)) / MB, 3),
+            "newest_ts": int(metrics.get("newest_ts", -1)),
+        }
+    return {"ingest": processes, "symbols": symbols, "cache_hit_rate": hit_rate(store)}
