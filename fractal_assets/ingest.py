@@ -119,10 +119,15 @@ ProgressFn = Callable[[int, "IngestReport"], None]
 class Ingestor:
     """Runs feed chunks through validation into the hot tier."""
 
-    def __init__(self, config: Config, store: HotStore, source_id: str, rings: Rings | None = None) -> None:
+    def __init__(
+        self, config: Config, store: HotStore, source_id: str, rings: Rings | None = None,
+        on_new_symbols: Callable[[list[str]], None] | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.source_id = source_id
+        self.on_new_symbols = on_new_symbols
+        """Told about symbols the first time their ticks are stored (Dagster partitions)."""
         self.rings = rings or Rings(config.ring_capacity)
         self.report = IngestReport()
         self._pending: dict[str, _Pending] = {}
@@ -147,13 +152,20 @@ class Ingestor:
             self._quote_counts[symbol] = ckpt.quote_count
             self._quote_seq[symbol] = ckpt.quote_source_seq
         self._replay_through = max(self._stored_seq.values(), default=NOTHING)
+        self._known_symbols = set(self._states)
         self.metrics = IngestMetrics.start()
 
     def run(self, chunks: Iterable[FeedChunk], speed: float = 0.0, progress: ProgressFn | None = None) -> IngestReport:
-        """Ingest every chunk; ``speed`` 0 is as fast as possible, N is N times real time."""
+        """Ingest every chunk; ``speed`` 0 is as fast as possible, N is N times real time.
+
+        An empty chunk means the feed is waiting for data: everything pending is flushed.
+        """
         started = time.monotonic()
         pacer = _Pacer(speed)
         for chunk in chunks:
+            if not (_records(chunk) or chunk.rejections):
+                self._flush(take_rest=True)
+                continue
             if chunk.last_seq <= self._resume.handled:
                 self.report.skipped += _records(chunk)
                 continue
@@ -288,6 +300,10 @@ class Ingestor:
             self._stored_seq[block.symbol] = block.source_seq
             self.rings.tick_ring(block.symbol).append(block.records)
             self._since_refresh[block.symbol] += len(block.records)
+        new = sorted({b.symbol for b in blocks} - self._known_symbols)
+        if new and self.on_new_symbols:
+            self.on_new_symbols(new)
+        self._known_symbols.update(new)
         due = [s for s, n in self._since_refresh.items() if n >= self.config.indicator_every]
         for symbol in due:
             self._refresh(symbol)

@@ -205,3 +205,40 @@ def test_quotes_are_stored_and_bad_ones_rejected(config: Config, store: HotStore
     assert store.read_stream("QQ", "quotes").records["bid"].tolist() == [10.0, 9.0]
     again = Ingestor(config, store, "quotes").run([FeedChunk(last_seq=3, quotes=quotes)])
     assert again.quotes == 0 and len(store.read_stream("QQ", "quotes").records) == 2
+
+
+def test_follow_tails_lines_appended_to_a_growing_file(config: Config, store: HotStore, tmp_path: Path) -> None:
+    path = tmp_path / "live.csv"
+    path.write_text("ts,symbol,price,volume,side\n1700000000000,TAIL,10,1,1\n")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {**os.environ, "FRACTAL_REDIS_URL": config.redis_url, "FRACTAL_KEY_PREFIX": config.key_prefix,
+           "DAGSTER_HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-m", "fractal_assets.cli", "--data-dir", str(config.data_dir), "ingest",
+                             "--source", str(path), "--follow"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def wait_for(n: int) -> list[int]:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                got = stored(store, "TAIL")["ts"].tolist()
+                if len(got) >= n:
+                    return got
+                time.sleep(0.05)
+            return stored(store, "TAIL")["ts"].tolist()
+
+        assert wait_for(1) == [1700000000000]
+        with open(path, "a") as handle:
+            handle.write("1700000000001,TAIL,11,1,1\n1700000000002,TA")
+            handle.flush()
+            time.sleep(0.3)
+            handle.write("IL,12,1,-1\n")
+        assert wait_for(3) == [1700000000000, 1700000000001, 1700000000002]
+        assert stored(store, "TAIL")["side"].tolist() == [1, 1, -1]
+    finally:
+        proc.kill()
+        proc.wait()
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_dynamic_partitions("symbol") == ["TAIL"]

@@ -170,13 +170,15 @@ def _malformed(rows: dict[int, str], below: int) -> list[Rejection]:
 
 
 def _follow_csv(path: Path, chunk_rows: int, poll_s: float = 0.05) -> Iterator[FeedChunk]:
-    """Tail a growing CSV: complete lines are parsed as they are appended."""
+    """Tail a growing CSV: complete lines are parsed as they are appended; an empty chunk
+    tells ingest that the file has nothing new, so it flushes instead of waiting."""
     with open(path, newline="") as handle:
         header = handle.readline().strip().split(",")
         seq, partial = 0, ""
         while True:
             lines = handle.readlines(chunk_rows * 64)
             if not lines:
+                yield FeedChunk(last_seq=seq - 1)
                 time.sleep(poll_s)
                 continue
             lines[0] = partial + lines[0]
