@@ -33,8 +33,9 @@ def _bucket_starts(ts: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     tick; sparse data (far more buckets than ticks) takes the per-tick path.
     """
     first = ts[0] - ts[0] % width
-    if (ts[-1] - first) // width < len(ts):
-        edges = np.arange(first, ts[-1] + width, width)
+    buckets = (ts[-1] - first) // width + 1
+    if buckets <= len(ts):
+        edges = first + width * np.arange(buckets + 1, dtype=np.int64)
         index = np.searchsorted(ts, edges)
         nonempty = index[:-1] < index[1:]
         return index[:-1][nonempty], edges[:-1][nonempty]

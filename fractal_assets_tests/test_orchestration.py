@@ -21,7 +21,7 @@ from fractal_assets.resources import resources_for
 from fractal_assets.ticks import FeedChunk, RawTrades
 from fractal_assets.warm.bars import read_bars, replace_bars
 from fractal_assets.warm.db import connect
-from fractal_assets.warm.retention import BAR_SCHEMA, bar_partition, prune_bars
+from fractal_assets.warm.retention import BAR_SCHEMA, bar_partition, prune_bars, prune_derived
 from fractal_assets.warm.schema import migrate
 
 DAY1 = 1_700_006_400_000  # 2023-11-15T00:00:00Z
@@ -89,3 +89,20 @@ def test_retention_moves_old_bars_to_parquet_before_deleting(tmp_path: Path) -> 
     )
     assert bar_partition(tmp_path / "cold", "1h", "RET", "2023-11-15").exists()
     assert prune_bars(conn, tmp_path / "cold", keep_days=30) == []
+
+
+def test_retention_deletes_indicator_rows_older_than_the_window(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "warm.db")
+    migrate(conn)
+    newest = DAY1 + 40 * DAY_MS
+    bars = compute_bars(np.array([newest]), np.ones(1), np.ones(1), np.ones(1, dtype=np.int8), "1d")
+    replace_bars(conn, "IND", "1d", newest - newest % DAY_MS, newest + DAY_MS, bars)
+    stamps = [DAY1, DAY1 + 20 * DAY_MS, newest - newest % DAY_MS]
+    for ts in stamps:
+        conn.execute("INSERT INTO fractal_microstructure (symbol, timestamp, window_ms, tick_count) VALUES (?, ?, ?, ?)",
+                     ("IND", ts, 300_000, 1))
+        conn.execute("INSERT INTO fractal_indicator_values (symbol, indicator, timeframe, timestamp, value) "
+                     "VALUES (?, ?, ?, ?, ?)", ("IND", "hurst_rs", "1d", ts, 0.5))
+    assert prune_derived(conn, keep_days=30) == {"fractal_microstructure": 1, "fractal_indicator_values": 1}
+    left = [r[0] for r in conn.execute("SELECT timestamp FROM fractal_microstructure ORDER BY timestamp")]
+    assert left == stamps[1:]

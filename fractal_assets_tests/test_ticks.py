@@ -137,3 +137,14 @@ def test_timestamps_before_1970_or_far_in_the_future_are_out_of_range() -> None:
     accepted, rejections = validate(raw("T", [-5, 1_000, far, 2_000], [1] * 4, [1] * 4, [1] * 4), {}, tolerance_ms=0)
     assert [(r.seq, r.reason) for r in rejections] == [(0, TS_OUT_OF_RANGE), (2, TS_OUT_OF_RANGE)]
     assert accepted[0].ticks["ts"].tolist() == [1_000, 2_000]
+
+
+def test_bars_of_ticks_on_bucket_edges() -> None:
+    from fractal_assets.bars import compute_bars
+
+    one = compute_bars(np.array([120_000]), np.array([5.0]), np.array([2.0]), np.array([1], dtype=np.int8), "1m")
+    assert one[["timestamp", "open", "close", "tick_count", "buy_volume"]].values.tolist() == [[120_000, 5, 5, 1, 2]]
+    ts = np.array([60_000, 119_999, 120_000, 300_000])
+    bars = compute_bars(ts, np.array([1.0, 2, 3, 4]), np.ones(4), np.array([1, -1, 1, -1], dtype=np.int8), "1m")
+    assert bars["timestamp"].tolist() == [60_000, 120_000, 300_000]
+    assert bars["tick_count"].tolist() == [2, 1, 1] and bars["close"].tolist() == [2, 3, 4]

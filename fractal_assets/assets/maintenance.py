@@ -6,7 +6,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from fractal_assets.assets.bars import BAR_ASSETS, WARM_POOL
 from fractal_assets.metadata import markdown_table
 from fractal_assets.resources import ColdTierResource, WarmTierResource
-from fractal_assets.warm.retention import prune_bars
+from fractal_assets.warm.retention import prune_bars, prune_derived
 
 
 @asset(
@@ -15,16 +15,19 @@ from fractal_assets.warm.retention import prune_bars
     kinds={"sqlite", "parquet"},
     pool=WARM_POOL,
     description="Moves bars older than the warm window (30 days before each symbol's newest bar) to "
-    "{cold_dir}/bars/timeframe=/symbol=/date= Parquet, then deletes them from SQLite.",
+    "{cold_dir}/bars/timeframe=/symbol=/date= Parquet, then deletes them from SQLite; deletes indicator and "
+    "microstructure rows older than the window.",
 )
 def warm_retention(context: AssetExecutionContext, warm: WarmTierResource, cold: ColdTierResource) -> MaterializeResult:
     conn = warm.connect()
     try:
         pruned = prune_bars(conn, cold.path, warm.keep_days)
+        derived = prune_derived(conn, warm.keep_days)
     finally:
         conn.close()
     frame = pd.DataFrame([p.__dict__ for p in pruned], columns=["symbol", "timeframe", "rows", "cutoff"])
     return MaterializeResult(metadata={
         "rows_moved": MetadataValue.int(int(frame["rows"].sum())),
         "moved": markdown_table(frame, rows=50),
+        **{f"{table}_deleted": MetadataValue.int(n) for table, n in derived.items()},
     })

@@ -22,6 +22,9 @@ from fractal_assets.validation import SymbolState
 
 DEAD_LETTER_MAXLEN = 1_000_000
 RECONNECT_DEADLINE_S = 60.0
+BOOK_MAXLEN = 72_000
+"""Order-book snapshots kept per symbol: two hours at one per 100 ms. Books are not
+archived (their top of book is, as quotes), so the stream is capped, not trimmed on archive."""
 NOTHING = -1
 
 
@@ -171,7 +174,8 @@ class HotStore:
         for block in blocks:
             stored[block.symbol] += len(block.records)
         for book in books:
-            pipe.xadd(self.keys.order_book(book.symbol), {"d": pack_book(book.ts, book.bids, book.asks)})
+            pipe.xadd(self.keys.order_book(book.symbol), {"d": pack_book(book.ts, book.bids, book.asks)},
+                      maxlen=BOOK_MAXLEN, approximate=True)
             marks.setdefault(book.symbol, {})[f"book:{source_id}"] = book.ts
         for symbol, mark in marks.items():
             if symbol in stored:

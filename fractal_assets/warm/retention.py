@@ -77,3 +77,21 @@ def prune_bars(conn: sqlite3.Connection, cold_dir: Path, keep_days: int) -> list
     return pruned
 
 
+
+
+DERIVED_TABLES = ("fractal_microstructure", "fractal_indicator_values")
+"""Indicator tables: rebuilt from archived ticks and bars on demand, so pruned without export."""
+
+
+def prune_derived(conn: sqlite3.Connection, keep_days: int) -> dict[str, int]:
+    """Delete indicator rows older than ``keep_days`` before their symbol's newest bar."""
+    deleted = {}
+    with write_transaction(conn):
+        for table in DERIVED_TABLES:
+            cursor = conn.execute(
+                f"DELETE FROM {table} WHERE timestamp < "
+                f"(SELECT MAX(b.timestamp) FROM fractal_bars b WHERE b.symbol = {table}.symbol) - ?",
+                (keep_days * DAY_MS,),
+            )
+            deleted[table] = cursor.rowcount
+    return deleted

@@ -1,0 +1,411 @@
+"""Backups of the warm, cold and (optionally) hot tier, and restoring them.
+
+A backup is a new directory ``DEST/fractal-backup-YYYYMMDDTHHMMSSZ`` holding
+``warm.db`` (SQLite online backup API, consistent while writers run),
+``cold/...`` (every cold-tier file, hard-linked when possible: the cold tier
+only ever replaces files by rename, so a link keeps the old contents intact),
+``redis.dump`` with ``--redis`` and, written last, ``manifest.json`` with the
+size and sha256 of every file. A backup without a manifest is incomplete.
+
+The tiers are copied hot, then warm, then cold: ticks archived meanwhile are
+then in both the Redis snapshot and the Parquet copy (restoring merges them
+by arrival number) instead of in neither.
+
+Redis keys are exported with DUMP/PTTL, so no filesystem access to the server
+is needed. They are stored without the deployment's key prefix and restored
+under the target's prefix, which lets a backup move between deployments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import struct
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+import redis
+
+from fractal_assets.config import Config
+from fractal_assets.hot.connection import connect as connect_redis
+from fractal_assets.warm.db import connect as connect_sqlite
+from fractal_assets.warm.schema import MIGRATIONS, current_version
+
+MANIFEST = "manifest.json"
+WARM_FILE = "warm.db"
+COLD_DIR = "cold"
+REDIS_FILE = "redis.dump"
+FORMAT_VERSION = 1
+NAME_PREFIX = "fractal-backup-"
+
+REDIS_MAGIC = b"FRACTAL-REDIS-DUMP\x00\x01"
+RECORD_HEADER = struct.Struct("<IqQ")
+"""Per key: name length, TTL in ms (0: none), DUMP payload length; then name and payload."""
+KEY_BATCH = 100
+"""Keys dumped or restored per round trip; with RESTORE_BATCH_BYTES this bounds memory."""
+RESTORE_BATCH_BYTES = 64 << 20
+HASH_CHUNK = 1 << 20
+COPY_ATTEMPTS = 3
+
+
+class BackupError(ValueError):
+    """A backup that is incomplete or corrupted, or a restore that would overwrite data."""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    """POSIX path relative to the backup directory."""
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    created: str
+    schema_version: int | None
+    """Warm-tier schema version; None when there was no warm database to back up."""
+    key_prefix: str | None
+    """The source deployment's Redis key prefix; None when Redis was not exported."""
+    redis_keys: int
+    files: tuple[FileEntry, ...]
+
+    def to_json(self) -> str:
+        return json.dumps({"format": FORMAT_VERSION, **asdict(self)}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Manifest":
+        try:
+            doc = json.loads(text)
+            version = doc.pop("format")
+            files = tuple(FileEntry(str(f["path"]), int(f["size"]), str(f["sha256"])) for f in doc.pop("files"))
+            manifest = cls(files=files, **doc)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise BackupError(f"manifest is not valid: {exc!r}") from exc
+        if version != FORMAT_VERSION:
+            raise BackupError(f"manifest has format version {version!r}, this code reads {FORMAT_VERSION}")
+        return manifest
+
+    def cold_files(self) -> list[FileEntry]:
+        return [f for f in self.files if f.path.startswith(COLD_DIR + "/")]
+
+    def has(self, path: str) -> bool:
+        return any(f.path == path for f in self.files)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def inside(root: Path, relative: str) -> Path:
+    """``root/relative``, refusing absolute paths, ``..`` and anything resolving outside root
+    (a manifest is not trusted to name where files go)."""
+    parts = relative.split("/")
+    if not relative or "\\" in relative or PurePosixPath(relative).is_absolute() or any(p in ("", ".", "..") for p in parts):
+        raise BackupError(f"unsafe path in backup: {relative!r}")
+    path = root.joinpath(*parts)
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise BackupError(f"path escapes its directory: {relative!r}")
+    return path
+
+
+def _entry(root: Path, path: Path) -> FileEntry:
+    return FileEntry(path.relative_to(root).as_posix(), path.stat().st_size, sha256_of(path))
+
+
+def _new_backup_dir(dest: Path) -> Path:
+    """A directory that did not exist before: an existing backup is never written into."""
+    dest.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for n in range(1000):
+        candidate = dest / (NAME_PREFIX + stamp + (f".{n}" if n else ""))
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise BackupError(f"no free backup directory name under {dest}")
+
+
+def backup_warm(db: Path, target: Path) -> int | None:
+    """Copy the warm database with the online backup API; returns its schema version
+    (None when there is no database yet)."""
+    if not db.exists():
+        return None
+    source = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    copy = sqlite3.connect(target)
+    try:
+        source.backup(copy)
+        copy.execute("PRAGMA journal_mode = DELETE")
+        return current_version(copy)
+    finally:
+        copy.close()
+        source.close()
+
+
+def restore_warm(backup_db: Path, db: Path) -> None:
+    """Replace the warm database's contents through the backup API, so connections that
+    other processes hold see either the old or the restored database."""
+    source = sqlite3.connect(f"{backup_db.resolve().as_uri()}?mode=ro", uri=True)
+    target = connect_sqlite(db)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _snapshot_directory(source: Path, target: Path) -> list[Path]:
+    """Copy the regular, non-hidden files of one directory. A file vanishing midway means a
+    compaction merged it into part-0, so the whole directory is taken again."""
+    for _ in range(COPY_ATTEMPTS):
+        names = sorted(e.name for e in os.scandir(source) if e.is_file(follow_symlinks=False) and not e.name.startswith("."))
+        done: list[Path] = []
+        try:
+            for name in names:
+                _link_or_copy(source / name, target / name)
+                done.append(target / name)
+            return done
+        except FileNotFoundError:
+            for path in done:
+                path.unlink()
+    raise BackupError(f"{source} kept changing while it was copied")
+
+
+def backup_cold(cold_dir: Path, target: Path) -> list[Path]:
+    """Copy the cold tier's files under ``target``, keeping their relative paths."""
+    copied: list[Path] = []
+    if not cold_dir.is_dir():
+        return copied
+    for directory, subdirs, _ in os.walk(cold_dir):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        relative = Path(directory).relative_to(cold_dir).as_posix()
+        out = target if relative == "." else inside(target, relative)
+        out.mkdir(parents=True, exist_ok=True)
+        copied.extend(_snapshot_directory(Path(directory), out))
+    return copied
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+def _batched(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def export_redis(client: redis.Redis, prefix: str, target: Path) -> int:
+    """Write every key under ``prefix`` (without the prefix) with its DUMP payload and TTL;
+    returns how many keys were written. Each key is consistent on its own, the set of keys is
+    not a point-in-time snapshot."""
+    raw_prefix = prefix.encode()
+    seen: set[bytes] = set()
+    with open(target, "wb") as out:
+        out.write(REDIS_MAGIC)
+        for batch in _batched(client.scan_iter(match=_glob_escape(prefix) + "*", count=1000), KEY_BATCH):
+            batch = [k for k in dict.fromkeys(batch) if k not in seen]
+            pipe = client.pipeline(transaction=False)
+            for key in batch:
+                pipe.dump(key)
+                pipe.pttl(key)
+            results = pipe.execute()
+            for key, payload, ttl in zip(batch, results[::2], results[1::2]):
+                if payload is None or ttl == -2:
+                    continue
+                name = key[len(raw_prefix):]
+                out.write(RECORD_HEADER.pack(len(name), max(ttl, 0), len(payload)))
+                out.write(name)
+                out.write(payload)
+                seen.add(key)
+        out.flush()
+        os.fsync(out.fileno())
+    return len(seen)
+
+
+def _read_exactly(handle: BinaryIO, n: int) -> bytes:
+    data = handle.read(n)
+    if len(data) != n:
+        raise BackupError("Redis snapshot is truncated")
+    return data
+
+
+def import_redis(client: redis.Redis, prefix: str, source: Path) -> int:
+    """RESTORE ... REPLACE every key of the snapshot under ``prefix``; returns how many."""
+    restored, pending = 0, 0
+    pipe = client.pipeline(transaction=False)
+    with open(source, "rb") as handle:
+        if handle.read(len(REDIS_MAGIC)) != REDIS_MAGIC:
+            raise BackupError(f"{source} is not a fractal Redis snapshot")
+        while header := handle.read(RECORD_HEADER.size):
+            if len(header) != RECORD_HEADER.size:
+                raise BackupError("Redis snapshot is truncated")
+            name_len, ttl, size = RECORD_HEADER.unpack(header)
+            name, payload = _read_exactly(handle, name_len), _read_exactly(handle, size)
+            pipe.restore(prefix.encode() + name, ttl, payload, replace=True)
+            restored += 1
+            pending += size
+            if len(pipe) >= KEY_BATCH or pending >= RESTORE_BATCH_BYTES:
+                pipe.execute()
+                pending = 0
+    pipe.execute()
+    return restored
+
+
+def backup(config: Config, dest: Path, with_redis: bool = False) -> Path:
+    """Back the deployment up into a new directory under ``dest``; returns that directory."""
+    dest = dest.resolve()
+    if dest.is_relative_to(config.cold_dir.resolve()):
+        raise BackupError(f"backup destination {dest} is inside the cold tier {config.cold_dir}")
+    target = _new_backup_dir(dest)
+    try:
+        manifest = _write_backup(config, target, with_redis)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    tmp = target / f".{MANIFEST}.tmp"
+    tmp.write_text(manifest.to_json())
+    os.replace(tmp, target / MANIFEST)
+    return target
+
+
+def _write_backup(config: Config, target: Path, with_redis: bool) -> Manifest:
+    """Copy the tiers into ``target`` (hot, warm, cold: see the module docstring)."""
+    files: list[Path] = []
+    redis_keys = 0
+    if with_redis:
+        redis_keys = export_redis(connect_redis(config), config.key_prefix, target / REDIS_FILE)
+        files.append(target / REDIS_FILE)
+    schema_version = backup_warm(config.warm_db, target / WARM_FILE)
+    if schema_version is not None:
+        files.append(target / WARM_FILE)
+    files.extend(backup_cold(config.cold_dir, target / COLD_DIR))
+    return Manifest(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        schema_version=schema_version,
+        key_prefix=config.key_prefix if with_redis else None,
+        redis_keys=redis_keys,
+        files=tuple(_entry(target, p) for p in files),
+    )
+
+
+def read_manifest(src: Path) -> Manifest:
+    path = src / MANIFEST
+    if not path.is_file():
+        raise BackupError(f"no {MANIFEST} in {src}: not a complete fractal backup")
+    return Manifest.from_json(path.read_text())
+
+
+def verify(src: Path) -> Manifest:
+    """The backup's manifest, once every file it lists is present with its size and sha256."""
+    manifest = read_manifest(src)
+    problems = []
+    for entry in manifest.files:
+        if entry.path not in (WARM_FILE, REDIS_FILE) and not entry.path.startswith(COLD_DIR + "/"):
+            raise BackupError(f"unexpected file in manifest: {entry.path!r}")
+        path = inside(src, entry.path)
+        if not path.is_file():
+            problems.append(f"missing: {entry.path}")
+        elif path.stat().st_size != entry.size or sha256_of(path) != entry.sha256:
+            problems.append(f"checksum mismatch: {entry.path}")
+    if problems:
+        raise BackupError(f"backup {src} is damaged, nothing restored: " + "; ".join(problems))
+    newest = max(m.version for m in MIGRATIONS)
+    if (manifest.schema_version or 0) > newest:
+        raise BackupError(f"backup has warm schema version {manifest.schema_version}, this code knows {newest}")
+    return manifest
+
+
+def _warm_in_use(db: Path) -> bool:
+    if not db.exists() or db.stat().st_size == 0:
+        return False
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] > 0
+    finally:
+        conn.close()
+
+
+def _occupied(config: Config, manifest: Manifest, client: redis.Redis | None) -> list[str]:
+    """What a restore would overwrite."""
+    found = []
+    if manifest.schema_version is not None and _warm_in_use(config.warm_db):
+        found.append(f"warm database {config.warm_db} has tables")
+    if config.cold_dir.is_dir() and any(p.is_file() for p in config.cold_dir.rglob("*")):
+        found.append(f"cold tier {config.cold_dir} has files")
+    if client is not None and next(client.scan_iter(match=_glob_escape(config.key_prefix) + "*", count=1000), None):
+        found.append(f"Redis has keys with prefix {config.key_prefix!r}")
+    return found
+
+
+def _copy_verified(source: Path, target: Path, entry: FileEntry) -> None:
+    """Copy through a temporary file, checking the bytes copied against the manifest before
+    the rename makes them visible."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
+    digest = hashlib.sha256()
+    try:
+        with open(source, "rb") as src, open(tmp, "wb") as out:
+            while chunk := src.read(HASH_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if digest.hexdigest() != entry.sha256:
+            raise BackupError(f"checksum mismatch while restoring {entry.path}")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def restore(config: Config, src: Path, with_redis: bool = False, force: bool = False) -> Manifest:
+    """Restore a verified backup into the configured tiers; returns its manifest.
+
+    Refuses before writing anything when a file is missing or corrupted, or (without
+    ``force``) when a tier to restore already holds data. Redis keys go under the target's
+    own key prefix. With ``force`` the warm database is replaced as a whole, cold files of
+    the same path are overwritten (others are kept) and keys are restored with REPLACE.
+    """
+    src = src.resolve()
+    manifest = verify(src)
+    if with_redis and not manifest.has(REDIS_FILE):
+        raise BackupError(f"backup {src} has no Redis snapshot (it was made without --redis)")
+    client = connect_redis(config) if with_redis else None
+    occupied = [] if force else _occupied(config, manifest, client)
+    if occupied:
+        raise BackupError("refusing to overwrite existing data (use --force): " + "; ".join(occupied))
+    if manifest.schema_version is not None:
+        restore_warm(src / WARM_FILE, config.warm_db)
+    for entry in manifest.cold_files():
+        relative = entry.path[len(COLD_DIR) + 1:]
+        _copy_verified(inside(src, entry.path), inside(config.cold_dir, relative), entry)
+    if client is not None:
+        import_redis(client, config.key_prefix, src / REDIS_FILE)
+    return manifest
