@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dagster import ConfigurableResource
@@ -40,10 +42,15 @@ class WarmTierResource(ConfigurableResource):
     db_path: str
     keep_days: int = 30
 
-    def connect(self) -> sqlite3.Connection:
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """A migrated connection, closed when the block ends."""
         conn = connect_sqlite(Path(self.db_path))
-        migrate(conn)
-        return conn
+        try:
+            migrate(conn)
+            yield conn
+        finally:
+            conn.close()
 
 
 class ColdTierResource(ConfigurableResource):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,15 +46,21 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     stop_embedded_redis(data_dir)
 
 
-@pytest.fixture
-def key_prefix(redis_server: str) -> Iterator[str]:
-    """A prefix no other test uses; its keys are deleted afterwards."""
+@contextmanager
+def private_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix no other test uses; its keys are deleted afterwards."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     yield prefix
-    client = redis.Redis.from_url(redis_server)
+    client = redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
     if keys:
         client.delete(*keys)
+
+
+@pytest.fixture
+def key_prefix(redis_server: str) -> Iterator[str]:
+    with private_prefix(redis_server) as prefix:
+        yield prefix
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -34,7 +33,7 @@ from fractal_assets.resources import resources_for
 from fractal_assets.warm.bars import replace_bars
 from fractal_assets.warm.db import connect
 from fractal_assets.warm.schema import MIGRATIONS, migrate
-from fractal_assets_tests.conftest import shared_file
+from fractal_assets_tests.conftest import private_prefix, shared_file
 
 TARDIS = "tardis_binance_futures_btcusdt_20200222/trades.csv.gz"
 PARTITION = "ticks/symbol=BTCUSDT/date=2020-02-22"
@@ -43,12 +42,8 @@ PARTITION = "ticks/symbol=BTCUSDT/date=2020-02-22"
 @pytest.fixture
 def other_prefix(redis_server: str) -> Iterator[str]:
     """The restore target's key prefix, cleaned up like the ``key_prefix`` fixture's."""
-    prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    client = redis.Redis.from_url(redis_server)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
+    with private_prefix(redis_server) as prefix:
+        yield prefix
 
 
 def use_deployment(monkeypatch: pytest.MonkeyPatch, config: Config) -> None:

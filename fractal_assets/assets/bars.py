@@ -90,13 +90,10 @@ def build_bars_asset(timeframe: str) -> AssetsDefinition:
         day = symbol_day(context)
         ticks = read_ticks(cold.path, day.symbol, day.date)
         bars = compute_bars(*(ticks.column(c).to_numpy() for c in ("ts", "price", "volume", "side")), timeframe)
-        conn = warm.connect()
-        try:
+        with warm.connection() as conn:
             written = replace_bars(conn, day.symbol, timeframe, day.start, day.end, bars)
             stored = read_bars(conn, day.symbol, timeframe, day.start, day.end)
             checks = _check_results(conn, day, timeframe, stored, ticks.num_rows)
-        finally:
-            conn.close()
         metadata = {
             "rows": MetadataValue.int(written),
             "ticks": MetadataValue.int(ticks.num_rows),

@@ -55,11 +55,8 @@ def microstructure(context: AssetExecutionContext, warm: WarmTierResource, cold:
     quotes = _structured(read_quotes(cold.path, day.symbol, day.date), QUOTE_DTYPE)
     tables = [microstructure_table(ticks, quotes, day.start, day.end, w) for w in MICRO_WINDOWS.values()]
     rows = pd.concat(tables, ignore_index=True)
-    conn = warm.connect()
-    try:
+    with warm.connection() as conn:
         written = replace_microstructure(conn, day.symbol, day.start, day.end, rows)
-    finally:
-        conn.close()
     five = tables[0]
     metadata = {
         "rows": MetadataValue.int(written),
@@ -94,15 +91,12 @@ def fractal_rows(bars: pd.DataFrame, up: np.ndarray, down: np.ndarray) -> pd.Dat
 def williams_fractals(context: AssetExecutionContext, warm: WarmTierResource) -> MaterializeResult:
     day = symbol_day(context)
     start = day.end - FRACTAL_DAYS * DAY_MS
-    conn = warm.connect()
-    try:
+    with warm.connection() as conn:
         bars = read_bars(conn, day.symbol, "5m", start, day.end)
         up, down = find_fractals(bars["high"].to_numpy(), bars["low"].to_numpy(), n=FRACTAL_N)
         rows = fractal_rows(bars, up, down)
         replace_indicator_values(conn, day.symbol, ["williams_fractal_up", "williams_fractal_down"], "5m",
                                  start, day.end, rows)
-    finally:
-        conn.close()
     metadata = {"bars": MetadataValue.int(len(bars)), "up_fractals": MetadataValue.int(int(up.sum())),
                 "down_fractals": MetadataValue.int(int(down.sum())), "preview": markdown_table(rows)}
     if len(bars):
@@ -147,14 +141,11 @@ def _hurst_rows(conn: sqlite3.Connection, day: SymbolDay) -> tuple[pd.DataFrame,
 )
 def hurst_exponent(context: AssetExecutionContext, warm: WarmTierResource) -> MaterializeResult:
     day = symbol_day(context)
-    conn = warm.connect()
-    try:
+    with warm.connection() as conn:
         daily, intraday = _hurst_rows(conn, day)
         for timeframe, rows in (("1d", daily), ("1m", intraday)):
             replace_indicator_values(conn, day.symbol, ["hurst_rs", "hurst_dfa"], timeframe, day.start, day.end, rows)
         closes = read_bars(conn, day.symbol, "1m", day.start, day.end)
-    finally:
-        conn.close()
     metadata = {"daily": markdown_table(daily), "intraday_1m": markdown_table(intraday)}
     rolling = {m: rolling_hurst(closes["close"].to_numpy(), m) for m in ("rs", "dfa")}
     if len(rolling["rs"]):
@@ -190,15 +181,12 @@ def snapshot_values(conn: sqlite3.Connection, day: SymbolDay) -> dict[str, float
 )
 def indicator_snapshot(context: AssetExecutionContext, warm: WarmTierResource) -> MaterializeResult:
     day = symbol_day(context)
-    conn = warm.connect()
-    try:
+    with warm.connection() as conn:
         values = snapshot_values(conn, day)
         defined = sum(v is not None for v in values.values())
         row = pd.DataFrame([{"indicator": "indicator_snapshot", "timestamp": day.start, "value": defined,
                              "metadata": values}])
         replace_indicator_values(conn, day.symbol, ["indicator_snapshot"], "1d", day.start, day.end, row)
-    finally:
-        conn.close()
     return MaterializeResult(metadata={"defined": MetadataValue.int(defined),
                                        "values": MetadataValue.json(json.loads(json.dumps(values)))})
 

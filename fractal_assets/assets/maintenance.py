@@ -19,12 +19,9 @@ from fractal_assets.warm.retention import prune_bars, prune_derived
     "microstructure rows older than the window.",
 )
 def warm_retention(context: AssetExecutionContext, warm: WarmTierResource, cold: ColdTierResource) -> MaterializeResult:
-    conn = warm.connect()
-    try:
+    with warm.connection() as conn:
         pruned = prune_bars(conn, cold.path, warm.keep_days)
         derived = prune_derived(conn, warm.keep_days)
-    finally:
-        conn.close()
     frame = pd.DataFrame([p.__dict__ for p in pruned], columns=["symbol", "timeframe", "rows", "cutoff"])
     return MaterializeResult(metadata={
         "rows_moved": MetadataValue.int(int(frame["rows"].sum())),
