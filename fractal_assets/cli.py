@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 
 from fractal_assets.config import Config
@@ -40,9 +42,21 @@ def _ingest(config: Config, chunks: Iterator[FeedChunk], source: str, speed: flo
     store = HotStore(connect(config), Keys(config.key_prefix))
     progress = Progress(total)
     try:
-        return Ingestor(config, store, source).run(chunks, speed=speed, progress=progress)
+        ingestor = Ingestor(config, store, source, on_new_symbols=_dagster_registrar())
+        return ingestor.run(chunks, speed=speed, progress=progress)
     finally:
         progress.close()
+
+
+def _dagster_registrar() -> Callable[[list[str]], None] | None:
+    """With DAGSTER_HOME set, new symbols become ``symbol`` partitions as soon as they are stored."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return None
+    from dagster import DagsterInstance
+
+    from fractal_assets.backfill import register_symbols
+
+    return lambda symbols: register_symbols(DagsterInstance.get(), symbols)
 
 
 def print_report(report: IngestReport) -> None:
@@ -136,6 +150,110 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from fractal_assets.backup import backup, read_manifest
+
+    config = Config.from_env(data_dir=args.data_dir)
+    target = backup(config, Path(args.dest), with_redis=args.redis)
+    manifest = read_manifest(target)
+    print(f"backup written to {target}")
+    print(f"  {len(manifest.files)} files, {sum(f.size for f in manifest.files):,} bytes, "
+          f"warm schema version {manifest.schema_version}, {manifest.redis_keys} Redis keys")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from fractal_assets.backup import restore
+
+    config = Config.from_env(data_dir=args.data_dir)
+    manifest = restore(config, Path(args.src), with_redis=args.redis, force=args.force)
+    print(f"restored {args.src}: warm schema version {manifest.schema_version}, "
+          f"{len(manifest.cold_files())} cold-tier files, {manifest.redis_keys if args.redis else 0} Redis keys")
+    return 0
+
+
+OUT_FORMATS = (".parquet", ".csv")
+
+
+def print_frame_summary(frame: pd.DataFrame, time_column: str) -> None:
+    """Row count, time span and the first rows of a result."""
+    print(f"{len(frame)} rows")
+    if len(frame):
+        first, last = pd.to_datetime(frame[time_column].iloc[[0, -1]], unit="ms", utc=True)
+        print(f"from {first.isoformat()} to {last.isoformat()}")
+        print(frame.head().to_string(index=False))
+
+
+def cmd_backtest_data(args: argparse.Namespace) -> int:
+    from fractal_assets.access import get_backtest_data
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix not in OUT_FORMATS:
+        raise ValueError(f"--out {out} must end in {' or '.join(OUT_FORMATS)}")
+    config = Config.from_env(data_dir=args.data_dir)
+    frame = get_backtest_data(args.symbol, args.start, args.end, kind=args.kind, timeframe=args.timeframe, config=config)
+    if out is None:
+        print_frame_summary(frame, "ts" if args.kind == "ticks" else "timestamp")
+    elif out.suffix == ".parquet":
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False)
+    if out is not None:
+        print(f"wrote {len(frame)} rows to {out}")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from fractal_assets.warm.db import connect as connect_warm
+    from fractal_assets.warm.schema import current_version, migrate
+
+    config = Config.from_env(data_dir=args.data_dir)
+    conn = connect_warm(config.warm_db)
+    try:
+        applied = migrate(conn)
+        version = current_version(conn)
+    finally:
+        conn.close()
+    if applied:
+        print(f"{config.warm_db}: applied migrations {', '.join(map(str, applied))}; now at version {version}")
+    else:
+        print(f"{config.warm_db}: up to date (version {version})")
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from fractal_assets.health import check_health
+
+    health = check_health(Config.from_env(data_dir=args.data_dir))
+    if args.json:
+        print(json.dumps(health.as_dict(), indent=2))
+    else:
+        for name, value in health.as_dict().items():
+            print(f"{name:24s} {value}")
+    return 0 if health.healthy else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from fractal_assets.health import status
+
+    report = status(Config.from_env(data_dir=args.data_dir))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for process in report["ingest"]:
+        print(f"ingest pid {process.get('pid')}: {process.get('ticks_total')} ticks, "
+              f"{process.get('throughput_tps')} ticks/s, latency p50/p95/p99 "
+              f"{process.get('latency_p50_ms')}/{process.get('latency_p95_ms')}/{process.get('latency_p99_ms')} ms, "
+              f"indicators p50/p99 {process.get('indicator_p50_ms')}/{process.get('indicator_p99_ms')} ms")
+    print(f"cache hit rate {report['cache_hit_rate']}")
+    print(f"{'symbol':12s} {'in redis':>10s} {'unarchived':>10s} {'redis MB':>9s} {'ring MB':>8s}  newest tick")
+    for symbol, row in report["symbols"].items():
+        newest = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["newest_ts"] / 1000)) if row["newest_ts"] >= 0 else "-"
+        print(f"{symbol:12s} {row['ticks_in_redis']:>10d} {row['unarchived_ticks']:>10d} "
+              f"{row['redis_mb']:>9.3f} {row['ring_mb']:>8.3f}  {newest}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fractal", description="fractal-alpha market data platform")
     parser.add_argument("--data-dir", default=None, help="runtime data dir (default: $FRACTAL_DATA_DIR or ./data)")
@@ -170,9 +288,40 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--end", default=None, help="last UTC date, YYYY-MM-DD")
     mat.set_defaults(func=cmd_materialize)
 
+    data = sub.add_parser("backtest-data", help="ticks or bars of a symbol from every tier, for backtests")
+    data.add_argument("symbol")
+    data.add_argument("start", help="first UTC date, YYYY-MM-DD")
+    data.add_argument("end", help="last UTC date, YYYY-MM-DD (inclusive)")
+    data.add_argument("--kind", default="ticks", choices=("ticks", "bars"))
+    data.add_argument("--timeframe", default=None, help="bar timeframe (1m, 5m, 15m, 1h, 1d); needed for bars")
+    data.add_argument("--out", default=None, help="write FILE.parquet or FILE.csv instead of printing a summary")
+    data.set_defaults(func=cmd_backtest_data)
+
+    mig = sub.add_parser("migrate", help="apply pending warm-tier schema migrations to FRACTAL_WARM_DB")
+    mig.set_defaults(func=cmd_migrate)
+
+    health = sub.add_parser("health", help="check every tier; exit 1 when unhealthy")
+    health.add_argument("--json", action="store_true")
+    health.set_defaults(func=cmd_health)
+
+    stat = sub.add_parser("status", help="ingest latency, throughput, memory per symbol, backlog, cache hit rate")
+    stat.add_argument("--json", action="store_true")
+    stat.set_defaults(func=cmd_status)
+
     red = sub.add_parser("redis", help="manage the embedded Redis under the data dir")
     red.add_argument("action", choices=("start", "stop"))
     red.set_defaults(func=cmd_redis)
+
+    bak = sub.add_parser("backup", help="back up the warm and cold tiers (and Redis) into a new directory under DEST")
+    bak.add_argument("dest", help="directory that receives a new fractal-backup-<UTC time> directory")
+    bak.add_argument("--redis", action="store_true", help="also export this deployment's Redis keys (DUMP/PTTL)")
+    bak.set_defaults(func=cmd_backup)
+
+    res = sub.add_parser("restore", help="verify a backup's checksums, then restore it")
+    res.add_argument("src", help="a fractal-backup-<UTC time> directory")
+    res.add_argument("--redis", action="store_true", help="also restore the Redis keys, under this deployment's prefix")
+    res.add_argument("--force", action="store_true", help="overwrite a warm DB, cold tier or Redis keys that hold data")
+    res.set_defaults(func=cmd_restore)
     return parser
 
 

@@ -3,12 +3,14 @@
 A partition directory holds one ``part-0.parquet``. It is written to a
 hidden temporary file in the same directory and renamed over the old one,
 so a reader (or a crash) never sees a half-written partition, and a
-re-run replaces the partition instead of adding to it.
+re-run replaces the partition instead of adding to it. Parts beyond part-0
+are merged into it by ``cold.compaction``; readers take them in part order.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import pyarrow.parquet as pq
 from fractal_assets.validation import normalize_symbol
 
 PART = "part-0.parquet"
+PART_RE = re.compile(r"^part-(\d+)\.parquet$")
 ZSTD_LEVEL = 3
 READ_ATTEMPTS = 3
 
@@ -57,6 +60,14 @@ QUOTE_ENCODINGS = {
 }
 
 
+def encodings_for(schema: pa.Schema) -> dict[str, str] | None:
+    """The column encodings of a dataset's files (None: pyarrow's defaults, e.g. for bars)."""
+    for known, encodings in ((TICK_SCHEMA, TICK_ENCODINGS), (QUOTE_SCHEMA, QUOTE_ENCODINGS)):
+        if schema.equals(known):
+            return encodings
+    return None
+
+
 def tick_partition(cold_dir: Path, symbol: str, date: str, dataset: str = "ticks") -> Path:
     """``{cold_dir}/{dataset}/symbol=SYM/date=YYYY-MM-DD``; symbol and date are validated first."""
     return cold_dir / dataset / f"symbol={normalize_symbol(symbol)}" / f"date={np.datetime64(date, 'D')}"
@@ -82,8 +93,11 @@ def write_atomic(directory: Path, table: pa.Table, encodings: dict[str, str] | N
 
 def part_files(directory: Path) -> list[Path]:
     """The partition's ``part-N.parquet`` files in N order (part-10 after part-9)."""
-    parts = [p for p in directory.glob("part-*.parquet") if p.stem[5:].isdigit()]
-    return sorted(parts, key=lambda p: int(p.stem[5:]))
+    try:
+        numbers = sorted(int(m[1]) for e in os.scandir(directory) if (m := PART_RE.match(e.name)))
+    except FileNotFoundError:
+        return []
+    return [directory / f"part-{n}.parquet" for n in numbers]
 
 
 def read_partition(directory: Path, schema: pa.Schema) -> pa.Table:
@@ -106,26 +120,27 @@ def _read_parts(parts: list[Path], schema: pa.Schema) -> pa.Table:
     return pa.concat_tables([pq.read_table(p, schema=schema) for p in parts])
 
 
-def ordered_unique(ts: np.ndarray, seq: np.ndarray) -> bool:
-    """Whether (ts, seq) strictly increases, i.e. the ticks are sorted with no seq twice."""
-    dts = np.diff(ts)
-    return bool(np.all((dts > 0) | ((dts == 0) & (np.diff(seq) > 0))))
-
-
-def unique_ticks(table: pa.Table) -> pa.Table:
-    """Ticks sorted by (ts, seq) with each arrival number once (as is when they already are).
+def unique_order(ts: np.ndarray, seq: np.ndarray) -> np.ndarray | None:
+    """Row order sorting ticks by (ts, seq) with each arrival number once, or None when
+    they already are.
 
     A seq names one tick, so its copies (e.g. a compaction interrupted after
     part-0 was replaced) share a ts and sort next to each other.
     """
-    ts, seq = table.column("ts").to_numpy(), table.column("seq").to_numpy()
-    if ordered_unique(ts, seq):
-        return table
+    dts = np.diff(ts)
+    if np.all((dts > 0) | ((dts == 0) & (np.diff(seq) > 0))):
+        return None
     order = np.lexsort((seq, ts))
     ts, seq = ts[order], seq[order]
     keep = np.ones(len(order), dtype=bool)
     keep[1:] = (ts[1:] != ts[:-1]) | (seq[1:] != seq[:-1])
-    return table.take(order[keep])
+    return order[keep]
+
+
+def unique_ticks(table: pa.Table) -> pa.Table:
+    """Ticks sorted by (ts, seq) with each arrival number once."""
+    order = unique_order(table.column("ts").to_numpy(), table.column("seq").to_numpy())
+    return table if order is None else table.take(order)
 
 
 def write_ticks(cold_dir: Path, symbol: str, date: str, table: pa.Table) -> Path:

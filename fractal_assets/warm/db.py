@@ -1,8 +1,16 @@
-"""SQLite connections of the warm tier: WAL mode, a busy timeout, explicit write transactions."""
+"""SQLite connections of the warm tier: WAL mode, a busy timeout, explicit write transactions.
+
+WAL is a persistent property of the database file, so it is switched on only
+for a database this project creates; an existing (host application's)
+database keeps the journal mode its owner chose, and synchronous=NORMAL
+(safe only under WAL) is then not used either.
+"""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,15 +18,53 @@ from pathlib import Path
 BUSY_TIMEOUT_MS = 60_000
 
 
+def create_wal_database(path: Path) -> None:
+    """Create an empty database in WAL mode at ``path`` unless a file is there.
+
+    It is prepared under a temporary name and linked into place, so of
+    processes racing to create it exactly one wins and none has to switch
+    the journal mode of a database another one already uses.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    conn = sqlite3.connect(tmp)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+    finally:
+        conn.close()
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A connection in autocommit mode; writes go through :func:`write_transaction`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        create_wal_database(path)
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA cache_size = -65536")
     return conn
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection | None:
+    """A read-only connection for queries, or None when the database does not exist
+    (reading must not create it)."""
+    if not path.exists():
+        return None
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the table exists (a host database may not have been migrated yet)."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
 
 @contextmanager

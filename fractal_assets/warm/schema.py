@@ -73,6 +73,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    Migration(
+        3,
+        "backtest results cache",
+        (
+            """CREATE TABLE fractal_backtest_results (
+                key TEXT PRIMARY KEY,
+                params TEXT NOT NULL CHECK (json_valid(params)),
+                created INTEGER NOT NULL,
+                result BLOB NOT NULL
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )
 
 

@@ -1,0 +1,259 @@
+"""Reading a request's ticks or bars from each tier and merging them, each record once.
+
+Ticks are the cold tier's Parquet (read by DuckDB: the symbol's date
+partitions in range, with the hive columns and the ts range filtered in SQL
+so row groups are skipped) plus the hot tier's ticks in range, deduplicated
+by arrival number ``seq`` and sorted by (ts, seq). Bars are, per bucket
+timestamp, the warm tier's (SQLite), else the cold tier's exported bars,
+else bars computed with ``compute_bars`` from the ticks of days the hot
+tier still holds (cold and hot ticks of those days together, so a bucket
+whose first ticks already left Redis is still complete).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from fractal_assets.bars import BAR_COLUMNS, compute_bars
+from fractal_assets.cold.parquet import READ_ATTEMPTS, part_files, unique_order
+from fractal_assets.config import Config
+from fractal_assets.hot.store import HotStore
+from fractal_assets.query import Request
+from fractal_assets.warm.bars import read_bars
+from fractal_assets.warm.db import connect_readonly, has_table
+
+TICK_DTYPES = {"ts": "int64", "price": "float64", "volume": "float64", "side": "int8", "seq": "int64"}
+
+
+BAR_DTYPES = {c: "int64" if c in ("timestamp", "tick_count") else "float64" for c in BAR_COLUMNS}
+
+
+TICKS_SQL = """
+SELECT ts, price, volume, side, seq
+FROM read_parquet($files, hive_partitioning = true, hive_types = {'symbol': VARCHAR, 'date': DATE})
+WHERE symbol = $symbol AND date BETWEEN $start AND $end AND ts >= $t0 AND ts < $t1
+"""
+
+
+BARS_SQL = rf"""
+SELECT {', '.join(BAR_COLUMNS)}
+FROM read_parquet($files, hive_partitioning = true, filename = true,
+                  hive_types = {{'timeframe': VARCHAR, 'symbol': VARCHAR, 'date': DATE}})
+WHERE timeframe = $timeframe AND symbol = $symbol AND date BETWEEN $start AND $end
+  AND timestamp >= $t0 AND timestamp < $t1
+QUALIFY row_number() OVER (
+    PARTITION BY timestamp ORDER BY CAST(regexp_extract(filename, 'part-(\d+)\.parquet$', 1) AS BIGINT) DESC
+) = 1
+ORDER BY timestamp
+"""
+"""A later part of a bar partition wins (see cold.compaction)."""
+
+
+@lru_cache(maxsize=1)
+def _duckdb() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect()
+
+
+def partition_files(root: Path, start: str, end: str) -> list[Path]:
+    """Part files of the ``date=YYYY-MM-DD`` partitions under ``root`` with start <= date <= end,
+    in date then part order."""
+    try:
+        names = sorted(e.name for e in os.scandir(root) if e.name.startswith("date=") and start <= e.name[5:] <= end)
+    except FileNotFoundError:
+        return []
+    return [p for name in names for p in part_files(root / name)]
+
+
+def tick_files(config: Config, req: Request) -> list[Path]:
+    return partition_files(config.cold_dir / "ticks" / f"symbol={req.symbol}", req.start, req.end)
+
+
+def bar_files(config: Config, req: Request) -> list[Path]:
+    return partition_files(
+        config.cold_dir / "bars" / f"timeframe={req.timeframe}" / f"symbol={req.symbol}", req.start, req.end
+    )
+
+
+def _query(sql: str, files: list[Path], params: dict[str, Any]) -> duckdb.DuckDBPyRelation:
+    return _duckdb().cursor().sql(sql, params={"files": [str(p) for p in files], **params})
+
+
+def cold_ticks(files: list[Path], req: Request) -> pd.DataFrame:
+    """The cold tier's ticks of the request, sorted by (ts, seq), each seq once.
+
+    DuckDB keeps the files' row order and every part is written sorted, so
+    only a partition caught with several parts (see cold.compaction) makes a
+    sort necessary.
+    """
+    if not files:
+        return empty_ticks()
+    params = {"symbol": req.symbol, "start": date.fromisoformat(req.start), "end": date.fromisoformat(req.end),
+              "t0": req.start_ms, "t1": req.end_ms}
+    frame = _query(TICKS_SQL, files, params).df()
+    return frame if len({p.parent for p in files}) == len(files) else sort_unique(frame)
+
+
+def cold_bars(files: list[Path], req: Request) -> pd.DataFrame:
+    """Bars exported to the cold tier by warm-tier retention."""
+    if not files:
+        return empty_bars()
+    params = {"timeframe": req.timeframe, "symbol": req.symbol, "start": date.fromisoformat(req.start),
+              "end": date.fromisoformat(req.end), "t0": req.start_ms, "t1": req.end_ms}
+    return _query(BARS_SQL, files, params).df().astype(BAR_DTYPES)
+
+
+def empty_ticks() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in TICK_DTYPES.items()})
+
+
+def sort_unique(frame: pd.DataFrame) -> pd.DataFrame:
+    """Ticks sorted by (ts, seq) with each seq once."""
+    order = unique_order(frame["ts"].to_numpy(), frame["seq"].to_numpy())
+    return frame if order is None else frame.iloc[order].reset_index(drop=True)
+
+
+def hot_ticks(store: HotStore, symbol: str) -> pd.DataFrame:
+    """Every tick the hot tier holds for the symbol, archived or not, in arrival order."""
+    hot = store.read_ticks(symbol)
+    columns = {name: hot.ticks[name] for name in ("ts", "price", "volume", "side")}
+    return pd.DataFrame({**columns, "seq": hot.seq}).astype(TICK_DTYPES)
+
+
+def between(ticks: pd.DataFrame, start_ms: int, end_ms: int) -> pd.DataFrame:
+    """Ticks with start_ms <= ts < end_ms."""
+    return ticks[(ticks["ts"] >= start_ms) & (ticks["ts"] < end_ms)].reset_index(drop=True)
+
+
+def union_ticks(cold: pd.DataFrame, hot: pd.DataFrame) -> pd.DataFrame:
+    """Sorted, unique cold ticks and hot ticks, sorted by (ts, seq), each seq once.
+
+    Copies of a tick share its ts, so cold ticks older than the oldest hot
+    tick cannot be duplicates: only the overlap is sorted again.
+    """
+    if hot.empty:
+        return cold
+    cut = int(np.searchsorted(cold["ts"].to_numpy(), hot["ts"].min(), side="left"))
+    tail = sort_unique(pd.concat([cold.iloc[cut:], hot], ignore_index=True))
+    return pd.concat([cold.iloc[:cut], tail], ignore_index=True)
+
+
+def warm_bars(config: Config, req: Request) -> pd.DataFrame:
+    """The warm tier's bars of the request (none when the database or table does not exist)."""
+    conn = connect_readonly(config.warm_db)
+    if conn is None:
+        return empty_bars()
+    try:
+        if not has_table(conn, "fractal_bars"):
+            return empty_bars()
+        return read_bars(conn, req.symbol, req.timeframe, req.start_ms, req.end_ms).astype(BAR_DTYPES)
+    finally:
+        conn.close()
+
+
+def empty_bars() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in BAR_DTYPES.items()})
+
+
+def _file_date(path: Path) -> str:
+    return path.parent.name.removeprefix("date=")
+
+
+def hot_day_bars(store: HotStore, req: Request, ticks: list[Path]) -> pd.DataFrame:
+    """Bars of the days the hot tier has ticks for, from those days' cold and hot ticks."""
+    hot = between(hot_ticks(store, req.symbol), req.start_ms, req.end_ms)
+    if hot.empty:
+        return empty_bars()
+    days = set(np.unique(hot["ts"].to_numpy().astype("M8[ms]").astype("M8[D]").astype(str)).tolist())
+    span = Request(req.symbol, min(days), max(days), "ticks", None)
+    merged = union_ticks(cold_ticks([p for p in ticks if _file_date(p) in days], span), hot)
+    columns = (merged[c].to_numpy() for c in ("ts", "price", "volume", "side"))
+    return compute_bars(*columns, req.timeframe).astype(BAR_DTYPES)
+
+
+def merge_bars(warm: pd.DataFrame, cold: pd.DataFrame, computed: pd.DataFrame) -> pd.DataFrame:
+    """One bar per timestamp: warm, else cold, else computed; sorted by timestamp."""
+    frames = [f for f in (warm, cold, computed) if len(f)] or [empty_bars()]
+    merged = pd.concat(frames, ignore_index=True).drop_duplicates("timestamp", keep="first")
+    return merged.sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def require_known(config: Config, store: HotStore, symbol: str) -> None:
+    """A ValueError unless some tier has data of the symbol."""
+    if store.client.sismember(store.keys.symbols(), symbol):
+        return
+    cold = config.cold_dir
+    if (cold / "ticks" / f"symbol={symbol}").is_dir() or any((cold / "bars").glob(f"timeframe=*/symbol={symbol}")):
+        return
+    conn = connect_readonly(config.warm_db)
+    if conn is not None:
+        try:
+            if has_table(conn, "fractal_bars") and conn.execute(
+                "SELECT 1 FROM fractal_bars WHERE symbol = ? LIMIT 1", (symbol,)
+            ).fetchone():
+                return
+        finally:
+            conn.close()
+    known = sorted(set(store.symbols()) | {p.name.removeprefix("symbol=") for p in (cold / "ticks").glob("symbol=*")})
+    raise ValueError(f"unknown symbol {symbol!r}: no data in the hot, warm or cold tier "
+                     f"(known: {', '.join(known[:20]) or 'none'})")
+
+
+def sources(config: Config, req: Request) -> tuple[list[Path], list[Path]]:
+    """The cold part files a request reads: tick partitions, and bar partitions for bars."""
+    return tick_files(config, req), bar_files(config, req) if req.kind == "bars" else []
+
+
+def read_tiers(config: Config, store: HotStore, req: Request, ticks: list[Path], bars: list[Path]) -> pd.DataFrame:
+    """The request's ticks or bars merged from the listed cold files, the warm tier and Redis."""
+    if req.kind == "ticks":
+        return union_ticks(cold_ticks(ticks, req), between(hot_ticks(store, req.symbol), req.start_ms, req.end_ms))
+    return merge_bars(warm_bars(config, req), cold_bars(bars, req), hot_day_bars(store, req, ticks))
+
+
+def compute(config: Config, store: HotStore, req: Request, files: tuple[list[Path], list[Path]]) -> pd.DataFrame:
+    """The request's data from every tier. A part file that vanished under DuckDB was merged
+    into part-0 by a concurrent compaction, so the partitions are listed again."""
+    require_known(config, store, req.symbol)
+    for _ in range(READ_ATTEMPTS - 1):
+        try:
+            return read_tiers(config, store, req, *files)
+        except duckdb.IOException:
+            if all(p.exists() for p in files[0] + files[1]):
+                raise
+            files = sources(config, req)
+    return read_tiers(config, store, req, *files)
+
+
+def data_dates(config: Config, store: HotStore, symbol: str) -> tuple[str, str] | None:
+    """First and last UTC date with data of the symbol in any tier, or None."""
+    days: list[str] = []
+    cold = config.cold_dir
+    for root in [cold / "ticks" / f"symbol={symbol}", *(cold / "bars").glob(f"timeframe=*/symbol={symbol}")]:
+        dates = [p.name.removeprefix("date=") for p in root.glob("date=*")]
+        days += [min(dates), max(dates)] if dates else []
+    conn = connect_readonly(config.warm_db)
+    if conn is not None:
+        try:
+            if has_table(conn, "fractal_bars"):
+                row = conn.execute("SELECT MIN(timestamp), MAX(timestamp) FROM fractal_bars WHERE symbol = ?",
+                                   (symbol,)).fetchone()
+                days += [date_of_ms(v) for v in row if v is not None]
+        finally:
+            conn.close()
+    first = store.client.xrange(store.keys.ticks(symbol), count=1)
+    newest = store.client.hget(store.keys.checkpoint(symbol), "max_ts")
+    days += [date_of_ms(int(first[0][1][b"t0"]))] if first else []
+    days += [date_of_ms(int(newest))] if newest is not None else []
+    return (min(days), max(days)) if days else None
+
+
+def date_of_ms(ts_ms: int) -> str:
+    return str(np.datetime64(int(ts_ms), "ms").astype("M8[D]"))
