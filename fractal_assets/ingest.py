@@ -19,7 +19,7 @@ import numpy as np
 from fractal_assets.config import Config
 from fractal_assets.hot.ring import RingBuffer
 from fractal_assets.hot.store import NOTHING, Block, HotStore, SourceCheckpoint
-from fractal_assets.indicators.realtime import WINDOW_SECONDS, realtime_values
+from fractal_assets.indicators.realtime import WINDOW_SECONDS, batch_values, realtime_values
 from fractal_assets.monitoring import IngestMetrics
 from fractal_assets.ticks import QUOTE_DTYPE, TICK_DTYPE, BookSnapshot, FeedChunk, RawQuotes, RawTrades, Rejection
 from fractal_assets.validation import BAD_QUOTE, SymbolState, normalize_symbols, validate
@@ -304,16 +304,27 @@ class Ingestor:
         if new and self.on_new_symbols:
             self.on_new_symbols(new)
         self._known_symbols.update(new)
+        full = {b.symbol: b for b in blocks if len(b.records) == self.config.batch_size}
+        for symbol, block in full.items():
+            self._batch_metrics(symbol, block.records)
         due = [s for s, n in self._since_refresh.items() if n >= self.config.indicator_every]
         for symbol in due:
             self._refresh(symbol)
 
+    def _quotes_between(self, symbol: str, start: int, end: int) -> np.ndarray:
+        ring = self.rings.quotes.get(symbol)
+        quotes = ring.since(start) if ring else np.empty(0, QUOTE_DTYPE)
+        return quotes[quotes["ts"] <= end]
+
+    def _batch_metrics(self, symbol: str, block: np.ndarray) -> None:
+        """Metrics of the symbol's newest full micro-batch (``ind:{SYM}:{name}:1000t``)."""
+        quotes = self._quotes_between(symbol, int(block["ts"][0]), int(block["ts"][-1]))
+        self.store.write_indicators(symbol, batch_values(block, quotes))
+
     def _refresh(self, symbol: str) -> None:
         ticks = self.rings.tick_ring(symbol).recent(WINDOW_SECONDS)
         end = int(ticks["ts"][-1])
-        ring = self.rings.quotes.get(symbol)
-        quotes = ring.since(end - WINDOW_SECONDS * 1000) if ring else np.empty(0, QUOTE_DTYPE)
-        quotes = quotes[quotes["ts"] <= end]
+        quotes = self._quotes_between(symbol, end - WINDOW_SECONDS * 1000, end)
         started = time.monotonic()
         values = realtime_values(ticks, quotes)
         self.metrics.indicator_ms.add((time.monotonic() - started) * 1000)

@@ -85,3 +85,20 @@ def test_indicator_tables_are_filled(built: Config) -> None:
     assert len(snapshots) == 4  # two symbols x two UTC days
     hurst = values[(values["indicator"] == "hurst_dfa") & (values["timeframe"] == "1m")]
     assert len(hurst) == 4
+
+
+def test_batch_metrics_cover_the_newest_full_micro_batch(built: Config, store: HotStore) -> None:
+    ticks = cold_frame(built, "BTCUSDT", "ticks").sort_values("seq")
+    full = len(ticks) // 1000 * 1000
+    block = ticks.iloc[full - 1000:full]
+    records = np.empty(len(block), dtype=TICK_DTYPE)
+    for name in TICK_DTYPE.names:
+        records[name] = block[name].to_numpy()
+    live = store.read_indicator("BTCUSDT", "kyle_lambda", "1000t")
+    assert live["ts"] == block["ts"].iloc[-1] and live["meta"]["tick_count"] == 1000
+    quotes = cold_frame(built, "BTCUSDT", "quotes")
+    in_block = quotes[(quotes["ts"] >= block["ts"].iloc[0]) & (quotes["ts"] <= block["ts"].iloc[-1])]
+    batch = window_metrics(records, in_block["bid"].to_numpy(), in_block["ask"].to_numpy())
+    for name in METRICS:
+        got = store.read_indicator("BTCUSDT", name, "1000t")["value"]
+        assert got == pytest.approx(getattr(batch, name), rel=1e-12, nan_ok=True), name

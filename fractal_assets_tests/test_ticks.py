@@ -148,3 +148,12 @@ def test_bars_of_ticks_on_bucket_edges() -> None:
     bars = compute_bars(ts, np.array([1.0, 2, 3, 4]), np.ones(4), np.array([1, -1, 1, -1], dtype=np.int8), "1m")
     assert bars["timestamp"].tolist() == [60_000, 120_000, 300_000]
     assert bars["tick_count"].tolist() == [2, 1, 1] and bars["close"].tolist() == [2, 3, 4]
+
+
+@pytest.mark.parametrize("bad", ["btc", "A*", "A}B", "X:Y", "", "A B"])
+def test_keys_refuse_symbols_that_are_not_normalized(bad: str) -> None:
+    from fractal_assets.hot.keys import Keys
+
+    with pytest.raises(InvalidSymbol):
+        Keys("p:").ticks(bad)
+    assert Keys("p:").ticks("BTC-USD.P_1") == "p:tick:{BTC-USD.P_1}"

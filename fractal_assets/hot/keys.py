@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fractal_assets.validation import SYMBOL_RE, InvalidSymbol
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -15,30 +17,38 @@ class Keys:
 
     prefix: str = ""
 
+    @staticmethod
+    def _tag(symbol: str) -> str:
+        """The ``{SYMBOL}`` hash tag, refusing anything that is not a normalized symbol, so no
+        caller can smuggle a pattern, separator or another key into a key name."""
+        if not SYMBOL_RE.match(symbol):
+            raise InvalidSymbol(f"{symbol!r} is not a normalized symbol ({SYMBOL_RE.pattern})")
+        return f"{{{symbol}}}"
+
     def ticks(self, symbol: str) -> str:
         """Stream of msgpack tick micro-batches."""
-        return f"{self.prefix}tick:{{{symbol}}}"
+        return f"{self.prefix}tick:{self._tag(symbol)}"
 
     def quotes(self, symbol: str) -> str:
         """Stream of msgpack best bid/offer micro-batches."""
-        return f"{self.prefix}quote:{{{symbol}}}"
+        return f"{self.prefix}quote:{self._tag(symbol)}"
 
     def order_book(self, symbol: str) -> str:
         """Stream of msgpack top-of-book snapshots {bids, asks, ts}."""
-        return f"{self.prefix}ob:{{{symbol}}}"
+        return f"{self.prefix}ob:{self._tag(symbol)}"
 
     def indicator(self, symbol: str, indicator: str, timeframe: str) -> str:
         """Latest real-time indicator value, msgpack {value, ts, meta}."""
-        return f"{self.prefix}ind:{{{symbol}}}:{indicator}:{timeframe}"
+        return f"{self.prefix}ind:{self._tag(symbol)}:{indicator}:{timeframe}"
 
     def checkpoint(self, symbol: str) -> str:
         """Hash: source id -> highest source sequence of this symbol stored."""
-        return f"{self.prefix}ckpt:{{{symbol}}}"
+        return f"{self.prefix}ckpt:{self._tag(symbol)}"
 
     def archived(self, symbol: str, stream: str) -> str:
         """Hash: UTC date -> newest entry id of the ``ticks`` or ``quotes`` stream whose records
         of that date are in the cold tier."""
-        return f"{self.prefix}archived:{{{symbol}}}:{stream}"
+        return f"{self.prefix}archived:{self._tag(symbol)}:{stream}"
 
     def source_checkpoint(self, source_id: str) -> str:
         """Every record of the source up to this sequence is fully handled."""
@@ -66,7 +76,7 @@ class Keys:
 
     def symbol_metrics(self, symbol: str) -> str:
         """Hash: ring-buffer bytes, ticks and newest tick time of a symbol."""
-        return f"{self.prefix}metrics:{{{symbol}}}"
+        return f"{self.prefix}metrics:{self._tag(symbol)}"
 
     def rejected_counts(self) -> str:
         """Hash: rejection reason -> count."""
@@ -78,7 +88,7 @@ class Keys:
 
     def backtest(self, symbol: str, start: str, end: str, kind: str, timeframe: str | None) -> str:
         """Cached ``get_backtest_data`` result (msgpack {v, version, ipc}); ``-`` for no timeframe."""
-        return f"{self.prefix}backtest:{{{symbol}}}:{start}:{end}:{kind}:{timeframe or '-'}"
+        return f"{self.prefix}backtest:{self._tag(symbol)}:{start}:{end}:{kind}:{timeframe or '-'}"
 
     def cache_stats(self) -> str:
         """Hash: hit / miss / skip -> backtest-data cache lookups."""
