@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export FRACTAL_DATA_DIR ?= $(CURDIR)/data
-export DAGSTER_HOME ?= $(FRACTAL_DATA_DIR)/dagster
+DEMO_HOME ?= $(FRACTAL_DATA_DIR)/dagster
 DEMO_DURATION ?= 900
 DEMO_RATE ?= 2000
 PORT ?= 3000
@@ -25,6 +25,7 @@ test: $(STAMP)
 redis: $(STAMP)
 	$(BIN)/fractal redis start
 
+demo: export DAGSTER_HOME = $(DEMO_HOME)
 demo: $(STAMP)
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/fractal redis start

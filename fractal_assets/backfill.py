@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,6 +28,15 @@ def partitions_with_data(store: HotStore, cold_dir: Path) -> list[SymbolDay]:
     for part in (cold_dir / "ticks").glob("symbol=*/date=*"):
         days.add(SymbolDay(part.parent.name.split("=", 1)[1], part.name.split("=", 1)[1]))
     return sorted(days, key=lambda d: (d.symbol, d.date))
+
+
+def instance_from_env() -> DagsterInstance:
+    """The instance under DAGSTER_HOME (created when missing), else an ephemeral one."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return DagsterInstance.ephemeral()
+    Path(home).mkdir(parents=True, exist_ok=True)
+    return DagsterInstance.get()
 
 
 def register_symbols(instance: DagsterInstance, symbols: Iterable[str]) -> None:

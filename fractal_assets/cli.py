@@ -52,11 +52,9 @@ def _dagster_registrar() -> Callable[[list[str]], None] | None:
     """With DAGSTER_HOME set, new symbols become ``symbol`` partitions as soon as they are stored."""
     if not os.environ.get("DAGSTER_HOME"):
         return None
-    from dagster import DagsterInstance
+    from fractal_assets.backfill import instance_from_env, register_symbols
 
-    from fractal_assets.backfill import register_symbols
-
-    return lambda symbols: register_symbols(DagsterInstance.get(), symbols)
+    return lambda symbols: register_symbols(instance_from_env(), symbols)
 
 
 def print_report(report: IngestReport) -> None:
@@ -105,7 +103,7 @@ def cmd_redis(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from fractal_assets.backfill import record_imported
+    from fractal_assets.backfill import instance_from_env, record_imported
     from fractal_assets.history import file_seq_base, import_history
 
     config = Config.from_env(data_dir=args.data_dir)
@@ -122,17 +120,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     for reason, n in sorted(Counter(r.reason for r in report.rejected).items()):
         print(f"  {reason}: {n}")
     if os.environ.get("DAGSTER_HOME"):
-        from dagster import DagsterInstance
-
-        record_imported(DagsterInstance.get(), sorted(report.partitions, key=lambda d: (d.symbol, d.date)))
+        record_imported(instance_from_env(), sorted(report.partitions, key=lambda d: (d.symbol, d.date)))
         print("registered with Dagster: backfill the bars from the UI or run `fractal materialize`")
     return 0
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
-    from dagster import DagsterInstance
-
-    from fractal_assets.backfill import materialize_days, partitions_with_data
+    from fractal_assets.backfill import instance_from_env, materialize_days, partitions_with_data
     from fractal_assets.resources import resources_for
 
     config = Config.from_env(data_dir=args.data_dir)
@@ -142,7 +136,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         if (not args.symbol or d.symbol == normalize_symbol(args.symbol))
         and (not args.start or d.date >= args.start) and (not args.end or d.date <= args.end)
     ]
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    instance = instance_from_env()
     print(f"materializing {len(days)} partitions")
     failed = materialize_days(days, instance, resources)
     for day in failed:

@@ -32,6 +32,12 @@ def shared_file(relative: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def no_dagster_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests make their own Dagster instances; a developer's DAGSTER_HOME must not leak in."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a real Redis: the system one when reachable, else an embedded one."""
