@@ -7,6 +7,7 @@ redis-server is started for the session.
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,13 @@ from fractal_assets.hot.store import HotStore
 
 SYSTEM_REDIS = "redis://127.0.0.1:6379/13"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, so parallel runs do not collide on a fixed one."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def shared_file(relative: str) -> Path:

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from fractal_assets.hot.keys import Keys
 from fractal_assets.hot.store import HotStore
 from fractal_assets.ingest import Ingestor
 from fractal_assets.resources import resources_for
-from fractal_assets_tests.conftest import private_prefix
+from fractal_assets_tests.conftest import free_port, private_prefix
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -77,12 +76,6 @@ class Ui:
     url: str
     config: Config
 
-
-def free_port() -> int:
-    """A port nothing listens on now, so parallel runs do not collide on a fixed one."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def build_data(config: Config, home: Path) -> None:

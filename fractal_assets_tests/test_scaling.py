@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -46,6 +45,7 @@ from fractal_assets.hot.store import HotStore
 from fractal_assets.ingest import Ingestor
 from fractal_assets.partitions import SymbolDay
 from fractal_assets.resources import resources_for
+from fractal_assets_tests.conftest import free_port
 
 if TYPE_CHECKING:
     import psycopg2.extensions
@@ -264,12 +264,6 @@ class S3Server:
     access_key: str
     secret_key: str
 
-
-def free_port() -> int:
-    """A port nothing listens on now, so the cluster does not collide with another one."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ceph_conf(root: Path, fsid: str, mon_port: int, rgw_port: int) -> str:
