@@ -18,8 +18,7 @@ import pandas as pd
 from fractal_assets import result_cache
 from fractal_assets.bars import TIMEFRAMES
 from fractal_assets.config import Config
-from fractal_assets.hot.connection import connect
-from fractal_assets.hot.keys import Keys
+from fractal_assets.hot.connection import open_store
 from fractal_assets.hot.store import HotStore
 from fractal_assets.indicators.windows import METRICS
 from fractal_assets.partitions import DAY_MS
@@ -59,7 +58,7 @@ FRESH_MS = 5 * 60_000
 @lru_cache(maxsize=8)
 def hot_store(config: Config) -> HotStore:
     """One Redis client per configuration, so repeated calls reuse its connection."""
-    return HotStore(connect(config), Keys(config.key_prefix))
+    return open_store(config)
 
 
 def get_backtest_data(

@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from fractal_assets.cold.parquet import QUOTE_SCHEMA, TICK_SCHEMA, read_quotes, read_ticks, write_quotes, write_ticks
+from fractal_assets.cold.parquet import (
+    QUOTE_SCHEMA,
+    TICK_SCHEMA,
+    read_quotes,
+    read_ticks,
+    unique_ticks,
+    write_quotes,
+    write_ticks,
+)
 from fractal_assets.hot.store import HotStore
 from fractal_assets.partitions import SymbolDay
 
@@ -29,10 +37,8 @@ def hot_table(records: np.ndarray, seq: np.ndarray, schema: pa.Schema = TICK_SCH
 
 
 def merge_by_seq(existing: pa.Table, new: pa.Table) -> pa.Table:
-    """Union of two tables of records, each arrival number (seq) once."""
-    merged = pa.concat_tables([existing, new])
-    _, first = np.unique(merged.column("seq").to_numpy(), return_index=True)
-    return merged.take(np.sort(first))
+    """Union of two tables of records, each arrival number (seq) once, sorted by (ts, seq)."""
+    return unique_ticks(pa.concat_tables([existing, new]))
 
 
 @dataclass(frozen=True)

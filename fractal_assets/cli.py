@@ -17,9 +17,7 @@ import pyarrow.parquet as pq
 
 from fractal_assets.config import Config
 from fractal_assets.feeds import FORMATS, open_feed
-from fractal_assets.hot.connection import connect, ensure_embedded_redis, stop_embedded_redis
-from fractal_assets.hot.keys import Keys
-from fractal_assets.hot.store import HotStore
+from fractal_assets.hot.connection import ensure_embedded_redis, open_store, stop_embedded_redis
 from fractal_assets.ingest import IngestReport, Ingestor
 from fractal_assets.progress import Progress
 from fractal_assets.ticks import FeedChunk
@@ -39,7 +37,7 @@ def _known_total(path: Path) -> int | None:
 
 
 def _ingest(config: Config, chunks: Iterator[FeedChunk], source: str, speed: float, total: int | None) -> IngestReport:
-    store = HotStore(connect(config), Keys(config.key_prefix))
+    store = open_store(config)
     progress = Progress(total)
     try:
         ingestor = Ingestor(config, store, source, on_new_symbols=_dagster_registrar())
@@ -108,7 +106,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     config = Config.from_env(data_dir=args.data_dir)
     path = Path(args.source)
-    store = HotStore(connect(config), Keys(config.key_prefix))
+    store = open_store(config)
     source = source_id(path)
     chunks = open_feed(path, args.format, chunk_rows=args.chunk_rows)
     report = import_history(chunks, config.cold_dir, file_seq_base(store, source), config.ts_tolerance_ms)

@@ -125,9 +125,10 @@ def status(config: Config) -> dict[str, Any]:
         metrics = {k.decode(): v.decode() for k, v in store.client.hgetall(store.keys.symbol_metrics(symbol)).items()}
         redis_bytes = sum(store.client.memory_usage(k) or 0 for k in (store.keys.ticks(symbol), store.keys.quotes(symbol),
                                                                      store.keys.order_book(symbol)))
+        spans = store.entry_spans(symbol)
         symbols[symbol] = {
-            "ticks_in_redis": sum(s.n for s in store.entry_spans(symbol)),
-            "unarchived_ticks": sum(s.n for s in store.unarchived(symbol)),
+            "ticks_in_redis": sum(s.n for s in spans),
+            "unarchived_ticks": sum(s.n for s in store.unarchived(symbol, spans=spans)),
             "redis_mb": round(redis_bytes / MB, 3),
             "ring_mb": round(int(metrics.get("ring_bytes", 0)) / MB, 3),
             "newest_ts": int(metrics.get("newest_ts", -1)),

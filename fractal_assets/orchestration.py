@@ -22,7 +22,7 @@ from fractal_assets.assets.indicators import INDICATOR_ASSETS
 from fractal_assets.assets.maintenance import warm_retention
 from fractal_assets.assets.ticks import raw_ticks
 from fractal_assets.hot.store import EntrySpan, utc_days
-from fractal_assets.partitions import SymbolDay, symbol_partitions
+from fractal_assets.partitions import DAY_MS, SymbolDay, day_start_ms, symbol_partitions
 from fractal_assets.resources import HotTierResource
 
 CLOSE_GRACE_MS = 60_000
@@ -44,16 +44,12 @@ def closed_days(spans: list[EntrySpan], newest_ts: int) -> tuple[dict[str, bytes
     through, blocked = None, False
     for span in spans:
         touched = utc_days(span.t0, span.t1)
-        open_day = [_day_end(d) + CLOSE_GRACE_MS > newest_ts for d in touched]
+        open_day = [day_start_ms(d) + DAY_MS + CLOSE_GRACE_MS > newest_ts for d in touched]
         days.update({d: span.entry_id for d, is_open in zip(touched, open_day) if not is_open})
         blocked = blocked or any(open_day)
         if not blocked:
             through = span.entry_id
     return days, through
-
-
-def _day_end(date: str) -> int:
-    return SymbolDay("X", date).end
 
 
 @sensor(job=tick_pipeline_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)

@@ -35,7 +35,7 @@ class SymbolDay:
 
     @property
     def start(self) -> int:
-        return int(np.datetime64(self.date, "D").astype("M8[ms]").astype(np.int64))
+        return day_start_ms(self.date)
 
     @property
     def end(self) -> int:
@@ -50,6 +50,11 @@ def symbol_day(context: AssetExecutionContext) -> SymbolDay:
     """The partition a run is materializing."""
     keys = context.partition_key.keys_by_dimension
     return SymbolDay(symbol=keys["symbol"], date=keys["date"])
+
+
+def day_start_ms(date: str) -> int:
+    """Epoch ms of midnight UTC starting a date (YYYY-MM-DD)."""
+    return int(np.datetime64(date, "D").astype("M8[ms]").astype(np.int64))
 
 
 def date_of(ts_ms: int) -> str:

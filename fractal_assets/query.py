@@ -6,10 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-import numpy as np
-
 from fractal_assets.bars import TIMEFRAMES
-from fractal_assets.partitions import DAY_MS
+from fractal_assets.partitions import DAY_MS, day_start_ms
 from fractal_assets.validation import normalize_symbol
 
 KINDS = ("ticks", "bars")
@@ -30,16 +28,12 @@ class Request:
 
     @property
     def start_ms(self) -> int:
-        return day_ms(self.start)
+        return day_start_ms(self.start)
 
     @property
     def end_ms(self) -> int:
         """Exclusive: midnight after ``end``."""
-        return day_ms(self.end) + DAY_MS
-
-
-def day_ms(day: str) -> int:
-    return int(np.datetime64(day, "D").astype("M8[ms]").astype(np.int64))
+        return day_start_ms(self.end) + DAY_MS
 
 
 def parse_date(name: str, value: str | date) -> str:

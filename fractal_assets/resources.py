@@ -10,8 +10,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 
 from fractal_assets.config import Config, dagster_value
-from fractal_assets.hot.connection import connect as connect_redis
-from fractal_assets.hot.keys import Keys
+from fractal_assets.hot.connection import open_store
 from fractal_assets.hot.store import HotStore
 from fractal_assets.warm.db import connect as connect_sqlite
 from fractal_assets.warm.schema import migrate
@@ -32,8 +31,7 @@ class HotTierResource(ConfigurableResource):
         )
 
     def store(self) -> HotStore:
-        config = self.config()
-        return HotStore(connect_redis(config), Keys(config.key_prefix))
+        return open_store(self.config())
 
 
 class WarmTierResource(ConfigurableResource):

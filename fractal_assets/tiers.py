@@ -26,6 +26,7 @@ from fractal_assets.bars import BAR_COLUMNS, compute_bars
 from fractal_assets.cold.parquet import READ_ATTEMPTS, part_files, unique_order
 from fractal_assets.config import Config
 from fractal_assets.hot.store import HotStore
+from fractal_assets.partitions import date_of
 from fractal_assets.query import Request
 from fractal_assets.warm.bars import read_bars
 from fractal_assets.warm.db import connect_readonly, has_table
@@ -245,15 +246,11 @@ def data_dates(config: Config, store: HotStore, symbol: str) -> tuple[str, str] 
             if has_table(conn, "fractal_bars"):
                 row = conn.execute("SELECT MIN(timestamp), MAX(timestamp) FROM fractal_bars WHERE symbol = ?",
                                    (symbol,)).fetchone()
-                days += [date_of_ms(v) for v in row if v is not None]
+                days += [date_of(v) for v in row if v is not None]
         finally:
             conn.close()
     first = store.client.xrange(store.keys.ticks(symbol), count=1)
     newest = store.client.hget(store.keys.checkpoint(symbol), "max_ts")
-    days += [date_of_ms(int(first[0][1][b"t0"]))] if first else []
-    days += [date_of_ms(int(newest))] if newest is not None else []
+    days += [date_of(int(first[0][1][b"t0"]))] if first else []
+    days += [date_of(int(newest))] if newest is not None else []
     return (min(days), max(days)) if days else None
-
-
-def date_of_ms(ts_ms: int) -> str:
-    return str(np.datetime64(int(ts_ms), "ms").astype("M8[D]"))

