@@ -38,10 +38,14 @@ BAR_DTYPES = {c: "int64" if c in ("timestamp", "tick_count") else "float64" for 
 
 
 TICKS_SQL = """
-SELECT ts, price, volume, side, seq
-FROM read_parquet($files, hive_partitioning = true, hive_types = {'symbol': VARCHAR, 'date': DATE})
+SELECT ts, CAST(price AS DOUBLE) AS price, CAST(volume AS DOUBLE) AS volume, side, seq
+FROM read_parquet($files, hive_partitioning = true, union_by_name = true,
+                  hive_types = {'symbol': VARCHAR, 'date': DATE})
 WHERE symbol = $symbol AND date BETWEEN $start AND $end AND ts >= $t0 AND ts < $t1
 """
+"""Files store price and volume as decimals of differing scales, or as floats (cold.decimals):
+``union_by_name`` makes DuckDB find a type holding every file's values, where without it
+every file would be cast to the first file's type."""
 
 
 BARS_SQL = rf"""

@@ -20,6 +20,7 @@ from dagster import DagsterInstance, Definitions, materialize
 from fractal_assets.backfill import PIPELINE, materialize_days, partitions_with_data, register_symbols
 from fractal_assets.bars import TIMEFRAMES
 from fractal_assets.cli import source_id
+from fractal_assets.cold.parquet import read_ticks
 from fractal_assets.config import Config
 from fractal_assets.definitions import defs
 from fractal_assets.feeds import open_feed
@@ -34,8 +35,8 @@ FREQTRADE = "freqtrade_binance_xrpeth_trades_20191011/XRP_ETH-trades.json.gz"
 
 BARS_SQL = """
 WITH t AS (
-    SELECT symbol, ts, seq, price, volume, side, ts - ts % $width AS bucket
-    FROM read_parquet($glob, hive_partitioning = true)
+    SELECT symbol, ts, seq, price::DOUBLE AS price, volume::DOUBLE AS volume, side, ts - ts % $width AS bucket
+    FROM read_parquet($glob, hive_partitioning = true, union_by_name = true)
 )
 SELECT symbol, bucket AS timestamp,
        first(price ORDER BY ts, seq) AS open, max(price) AS high, min(price) AS low,
@@ -102,7 +103,7 @@ def test_real_trades_become_bars_equal_to_an_independent_duckdb_computation(
     ).fetchall()
     assert archived == [("BTCUSDT", 9_999), ("XRP_ETH", 12_477)]
     source = pd.read_csv(shared_file(TARDIS))
-    tardis_parquet = pd.read_parquet(config.cold_dir / "ticks/symbol=BTCUSDT/date=2020-02-22")
+    tardis_parquet = read_ticks(config.cold_dir, "BTCUSDT", "2020-02-22").to_pandas()
     assert sorted(tardis_parquet["ts"].tolist()) == sorted((source["timestamp"] // 1000).tolist())
     assert tardis_parquet["volume"].sum() == pytest.approx(source["amount"].sum(), rel=1e-12)
 
@@ -138,7 +139,7 @@ def test_rematerializing_leaves_identical_rows_and_trims_archived_hot_ticks(
     resources = resources_for(config)
     materialize_days(days, instance, resources)
     first = {tf: warm_bars(config, tf) for tf in TIMEFRAMES}
-    parquet_first = pd.read_parquet(config.cold_dir / "ticks/symbol=BTCUSDT/date=2020-02-22")
+    parquet_first = read_ticks(config.cold_dir, "BTCUSDT", "2020-02-22").to_pandas()
     hot_left = len(store.read_ticks("BTCUSDT").ticks)
     assert 0 < hot_left < 9_999, "archived ticks older than the 2 h window leave Redis"
     assert store.read_ticks("BTCUSDT").ticks["ts"].min() >= 1582329947728 - 2 * 3_600_000 - 60_000
@@ -147,7 +148,7 @@ def test_rematerializing_leaves_identical_rows_and_trims_archived_hot_ticks(
     for timeframe in TIMEFRAMES:
         pd.testing.assert_frame_equal(warm_bars(config, timeframe), first[timeframe])
     pd.testing.assert_frame_equal(
-        pd.read_parquet(config.cold_dir / "ticks/symbol=BTCUSDT/date=2020-02-22"), parquet_first
+        read_ticks(config.cold_dir, "BTCUSDT", "2020-02-22").to_pandas(), parquet_first
     )
 
 
@@ -213,7 +214,7 @@ def test_imported_and_live_ticks_of_one_day_are_archived_together(config: Config
     run_cli(config, "import", "--source", str(path))
     run_cli(config, "ingest", "--source", str(live))
     run_cli(config, "materialize")
-    ticks = pd.read_parquet(config.cold_dir / "ticks/symbol=MIX/date=2023-11-14")
+    ticks = read_ticks(config.cold_dir, "MIX", "2023-11-14").to_pandas()
     assert ticks["ts"].tolist() == [1700000000000, 1700000001000, 1700000002000]
     assert (ticks["seq"] < 0).tolist() == [True, True, False]
     bars = warm_bars(config, "1d")

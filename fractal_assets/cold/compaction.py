@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fractal_assets.cold.parquet import PART, encodings_for, part_files, write_atomic
+from fractal_assets.cold.parquet import PART, encodings_for, part_files, read_part, write_atomic
 
 SORT_KEYS: dict[str, list[str]] = {"seq": ["ts", "seq"], "timestamp": ["timestamp"], "ts": ["ts"]}
 """Row key of a dataset (the first of these columns it has) -> its sort order."""
@@ -79,7 +79,7 @@ def compact_partition(directory: Path) -> int:
     if len(parts) < 2 and all(p.name == PART for p in parts):
         return 0
     before = _identity(directory / PART)
-    merged = merge_parts([pq.read_table(p) for p in parts])
+    merged = merge_parts([read_part(p) for p in parts])
     if _identity(directory / PART) != before:
         return 0
     write_atomic(directory, merged, encodings_for(merged.schema))

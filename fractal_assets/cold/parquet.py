@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fractal_assets.cold import decimals
 from fractal_assets.validation import normalize_symbol
 
 PART = "part-0.parquet"
@@ -51,8 +52,9 @@ TICK_ENCODINGS = {
     "price": "PLAIN",
     "volume": "PLAIN",
 }
-"""Plain floats, not byte-stream-split: trade prices and sizes repeat, and zstd only finds the
-repeats in whole 8-byte values (real data: ~10 -> ~6 bytes/tick; see bench/access.py)."""
+"""Float columns are stored as exact decimals where they can be (see cold.decimals); the others
+as plain floats, not byte-stream-split: trade prices and sizes repeat, and zstd only finds the
+repeats in whole 8-byte values (see bench/access.py)."""
 QUOTE_ENCODINGS = {
     "ts": "DELTA_BINARY_PACKED",
     "seq": "DELTA_BINARY_PACKED",
@@ -74,14 +76,17 @@ def tick_partition(cold_dir: Path, symbol: str, date: str, dataset: str = "ticks
 
 
 def write_atomic(directory: Path, table: pa.Table, encodings: dict[str, str] | None = None) -> Path:
-    """Replace the partition at ``directory`` with ``table``."""
+    """Replace the partition at ``directory`` with ``table``; with ``encodings`` (ticks and
+    quotes), exact float columns are stored as decimals."""
     directory.mkdir(parents=True, exist_ok=True)
+    if encodings:
+        table, encodings = decimals.encode(table, encodings)
     tmp = directory / f".tmp-{uuid.uuid4().hex}"
     try:
         pq.write_table(
             table, tmp, compression="zstd", compression_level=ZSTD_LEVEL,
             use_dictionary=False if encodings else True, column_encoding=encodings,
-            write_statistics=True,
+            write_statistics=True, store_decimal_as_integer=True,
         )
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
@@ -117,7 +122,12 @@ def read_partition(directory: Path, schema: pa.Schema) -> pa.Table:
 def _read_parts(parts: list[Path], schema: pa.Schema) -> pa.Table:
     if not parts:
         return schema.empty_table()
-    return pa.concat_tables([pq.read_table(p, schema=schema) for p in parts])
+    return pa.concat_tables([read_part(p).select(schema.names).cast(schema) for p in parts])
+
+
+def read_part(path: Path) -> pa.Table:
+    """One part file with its decimal columns back as float64."""
+    return decimals.decode(pq.read_table(path))
 
 
 def unique_order(ts: np.ndarray, seq: np.ndarray) -> np.ndarray | None:
