@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 from bench.common import bench_config, best_of, synthetic_ticks
 from fractal_assets.access import SETTLE_S, get_backtest_data, hot_store
 from fractal_assets.bars import compute_bars
-from fractal_assets.cold.parquet import TICK_SCHEMA, ZSTD_LEVEL, write_ticks
+from fractal_assets.cold.parquet import TICK_SCHEMA, ZSTD_LEVEL, read_partition, write_ticks
+from fractal_assets.cold.store import open_cold
 from fractal_assets.config import Config
 from fractal_assets.feeds import open_feed
 from fractal_assets.history import IMPORT_SEQ_ORIGIN, import_history
@@ -41,7 +42,7 @@ REAL_TRADES = {
 }
 BSS_ENCODINGS = {"ts": "DELTA_BINARY_PACKED", "seq": "DELTA_BINARY_PACKED",
                  "price": "BYTE_STREAM_SPLIT", "volume": "BYTE_STREAM_SPLIT"}
-"""The tick encodings before this benchmark, for comparison on the same rows."""
+"""The first tick encodings (float64 columns), for comparison on the same rows."""
 
 RAW_SQL = "SELECT ts, price, volume, side, seq FROM read_parquet($files, hive_partitioning = false)"
 
@@ -104,10 +105,10 @@ def real_bytes_per_tick() -> dict[str, float]:
             print(f"note: {source} absent, no bytes/tick figure for {name}", file=sys.stderr)
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            cold = Path(tmp)
+            cold = open_cold(tmp)
             import_history(open_feed(source), cold, IMPORT_SEQ_ORIGIN, 5_000)
-            parts = sorted(cold.glob("ticks/*/*/part-0.parquet"))
-            tables = [pq.read_table(p, schema=TICK_SCHEMA) for p in parts]
+            parts = sorted(Path(tmp).glob("ticks/*/*/part-0.parquet"))
+            tables = [read_partition(cold, str(p.parent), TICK_SCHEMA) for p in parts]
             rows, size = sum(t.num_rows for t in tables), sum(p.stat().st_size for p in parts)
         out[f"cold_bytes_per_tick_{name}"] = size / rows
         all_rows, all_bytes, all_old = all_rows + rows, all_bytes + size, all_old + _size(tables, BSS_ENCODINGS)
@@ -122,7 +123,7 @@ def run() -> dict[str, float]:
     table = pa.table({"ts": ticks.ts, "price": ticks.price, "volume": ticks.volume, "side": ticks.side,
                       "seq": np.arange(TICKS, dtype=np.int64)})
     with bench_config() as config:
-        path = write_ticks(config.cold_dir, SYMBOL, DAY, table)
+        path = Path(write_ticks(config.cold, SYMBOL, DAY, table))
         figures = read_rates(config, path)
         figures["cold_bytes_per_tick_synthetic"] = path.stat().st_size / TICKS
         figures.update(cache_hit_latency(config, ticks))

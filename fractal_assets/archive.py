@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +16,7 @@ from fractal_assets.cold.parquet import (
     write_quotes,
     write_ticks,
 )
+from fractal_assets.cold.store import ColdStore
 from fractal_assets.hot.store import HotStore
 from fractal_assets.partitions import SymbolDay
 
@@ -28,7 +28,7 @@ class ArchiveResult:
     already_archived: int
     trimmed_entries: int
     quotes: int
-    path: Path
+    path: str
 
 
 def hot_table(records: np.ndarray, seq: np.ndarray, schema: pa.Schema = TICK_SCHEMA) -> pa.Table:
@@ -47,10 +47,10 @@ class StreamArchive:
     from_hot: int
     already_archived: int
     trimmed_entries: int
-    path: Path | None
+    path: str | None
 
 
-def _archive_stream(store: HotStore, cold_dir: Path, day: SymbolDay, stream: str, keep_ms: int) -> StreamArchive:
+def _archive_stream(store: HotStore, cold: ColdStore, day: SymbolDay, stream: str, keep_ms: int) -> StreamArchive:
     """Merge the day's records of a hot stream into its partition, then trim what is durable.
 
     The stream is read once up to its current last entry; that entry id is
@@ -59,9 +59,9 @@ def _archive_stream(store: HotStore, cold_dir: Path, day: SymbolDay, stream: str
     schema, read, write = DATASETS[stream]
     hot = store.read_stream(day.symbol, stream)
     in_day = (hot.records["ts"] >= day.start) & (hot.records["ts"] < day.end)
-    existing = read(cold_dir, day.symbol, day.date)
+    existing = read(cold, day.symbol, day.date)
     merged = merge_by_seq(existing, hot_table(hot.records[in_day], hot.seq[in_day], schema))
-    path = write(cold_dir, day.symbol, day.date, merged) if merged.num_rows or stream == "ticks" else None
+    path = write(cold, day.symbol, day.date, merged) if merged.num_rows or stream == "ticks" else None
     trimmed = 0
     if hot.last_entry is not None:
         store.mark_archived(day.symbol, day.date, hot.last_entry, stream)
@@ -69,11 +69,11 @@ def _archive_stream(store: HotStore, cold_dir: Path, day: SymbolDay, stream: str
     return StreamArchive(merged.num_rows, int(in_day.sum()), existing.num_rows, trimmed, path)
 
 
-def archive_day(store: HotStore, cold_dir: Path, day: SymbolDay, keep_ms: int) -> ArchiveResult:
+def archive_day(store: HotStore, cold: ColdStore, day: SymbolDay, keep_ms: int) -> ArchiveResult:
     """Write the day's ticks and quotes (already archived ones plus the hot tier's) to
     Parquet, then let the hot tier drop what is now durable and outside its window."""
-    ticks = _archive_stream(store, cold_dir, day, "ticks", keep_ms)
-    quotes = _archive_stream(store, cold_dir, day, "quotes", keep_ms)
+    ticks = _archive_stream(store, cold, day, "ticks", keep_ms)
+    quotes = _archive_stream(store, cold, day, "quotes", keep_ms)
     return ArchiveResult(ticks.rows, ticks.from_hot, ticks.already_archived, ticks.trimmed_entries, quotes.rows, ticks.path)
 
 

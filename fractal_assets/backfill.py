@@ -11,6 +11,7 @@ from dagster import AssetMaterialization, ConfigurableResource, DagsterInstance,
 from fractal_assets.assets.bars import BAR_ASSETS
 from fractal_assets.assets.indicators import INDICATOR_ASSETS
 from fractal_assets.assets.ticks import raw_ticks
+from fractal_assets.cold.store import ColdStore
 from fractal_assets.hot.store import HotStore, utc_days
 from fractal_assets.partitions import SymbolDay, symbol_partitions
 
@@ -19,14 +20,16 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 """Runs started here log only warnings to the console; the UI keeps every event."""
 
 
-def partitions_with_data(store: HotStore, cold_dir: Path) -> list[SymbolDay]:
+def partitions_with_data(store: HotStore, cold: ColdStore) -> list[SymbolDay]:
     """Every symbol-day with ticks in the hot tier or already in the cold tier."""
     days = set()
     for symbol in store.symbols():
         for span in store.entry_spans(symbol):
             days.update(SymbolDay(symbol, d) for d in utc_days(span.t0, span.t1))
-    for part in (cold_dir / "ticks").glob("symbol=*/date=*"):
-        days.add(SymbolDay(part.parent.name.split("=", 1)[1], part.name.split("=", 1)[1]))
+    for symbol_dir in cold.names(cold.join("ticks")):
+        for date_dir in cold.names(cold.join("ticks", symbol_dir)):
+            if symbol_dir.startswith("symbol=") and date_dir.startswith("date="):
+                days.add(SymbolDay(symbol_dir.removeprefix("symbol="), date_dir.removeprefix("date=")))
     return sorted(days, key=lambda d: (d.symbol, d.date))
 
 

@@ -23,13 +23,13 @@ import json
 import os
 import shutil
 import sqlite3
-import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 import redis
 
+from fractal_assets.cold.store import ColdStore
 from fractal_assets.config import Config
 from fractal_assets.redis_dump import export_redis, glob_escape, import_redis
 from fractal_assets.hot.connection import connect as connect_redis
@@ -100,13 +100,18 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def inside(root: Path, relative: str) -> Path:
-    """``root/relative``, refusing absolute paths, ``..`` and anything resolving outside root
-    (a manifest is not trusted to name where files go)."""
+def safe_parts(relative: str) -> list[str]:
+    """The parts of a relative POSIX path, refusing absolute paths, ``..`` and empty parts."""
     parts = relative.split("/")
     if not relative or "\\" in relative or PurePosixPath(relative).is_absolute() or any(p in ("", ".", "..") for p in parts):
         raise BackupError(f"unsafe path in backup: {relative!r}")
-    path = root.joinpath(*parts)
+    return parts
+
+
+def inside(root: Path, relative: str) -> Path:
+    """``root/relative``, refusing absolute paths, ``..`` and anything resolving outside root
+    (a manifest is not trusted to name where files go)."""
+    path = root.joinpath(*safe_parts(relative))
     if not path.resolve().is_relative_to(root.resolve()):
         raise BackupError(f"path escapes its directory: {relative!r}")
     return path
@@ -184,9 +189,12 @@ def _snapshot_directory(source: Path, target: Path) -> list[Path]:
     raise BackupError(f"{source} kept changing while it was copied")
 
 
-def backup_cold(cold_dir: Path, target: Path) -> list[Path]:
+def backup_cold(cold: ColdStore, target: Path) -> list[Path]:
     """Copy the cold tier's files under ``target``, keeping their relative paths."""
+    if not cold.local:
+        return _download_cold(cold, target)
     copied: list[Path] = []
+    cold_dir = Path(cold.root)
     if not cold_dir.is_dir():
         return copied
     for directory, subdirs, _ in os.walk(cold_dir):
@@ -198,10 +206,35 @@ def backup_cold(cold_dir: Path, target: Path) -> list[Path]:
     return copied
 
 
+def _download_cold(cold: ColdStore, target: Path) -> list[Path]:
+    """Download an object-store cold tier, one partition directory at a time. Objects are
+    never overwritten (cold.store); one vanishing midway was merged by a compaction, so the
+    directory is listed and taken again."""
+    by_directory: dict[str, list[str]] = {}
+    for relative in cold.files():
+        directory, _, name = relative.rpartition("/")
+        by_directory.setdefault(directory, []).append(name)
+    copied: list[Path] = []
+    for directory, names in by_directory.items():
+        out = inside(target, directory) if directory else target
+        out.mkdir(parents=True, exist_ok=True)
+        for _ in range(COPY_ATTEMPTS):
+            try:
+                for name in names:
+                    cold.fs.get_file(cold.join(directory, name) if directory else cold.join(name), str(out / name))
+                copied.extend(out / name for name in names)
+                break
+            except FileNotFoundError:
+                names = sorted(n for n in cold.names(cold.join(directory)) if not n.startswith("."))
+        else:
+            raise BackupError(f"{cold.uri(cold.join(directory))} kept changing while it was copied")
+    return copied
+
+
 def backup(config: Config, dest: Path, with_redis: bool = False) -> Path:
     """Back the deployment up into a new directory under ``dest``; returns that directory."""
     dest = dest.resolve()
-    if dest.is_relative_to(config.cold_dir.resolve()):
+    if config.cold.local and dest.is_relative_to(Path(config.cold.root)):
         raise BackupError(f"backup destination {dest} is inside the cold tier {config.cold_dir}")
     target = _new_backup_dir(dest)
     try:
@@ -225,7 +258,7 @@ def _write_backup(config: Config, target: Path, with_redis: bool) -> Manifest:
     schema_version = backup_warm(config.warm_db, target / WARM_FILE)
     if schema_version is not None:
         files.append(target / WARM_FILE)
-    files.extend(backup_cold(config.cold_dir, target / COLD_DIR))
+    files.extend(backup_cold(config.cold, target / COLD_DIR))
     return Manifest(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         schema_version=schema_version,
@@ -277,31 +310,21 @@ def _occupied(config: Config, manifest: Manifest, client: redis.Redis | None) ->
     found = []
     if manifest.schema_version is not None and _warm_in_use(config.warm_db):
         found.append(f"warm database {config.warm_db} has tables")
-    if config.cold_dir.is_dir() and any(p.is_file() for p in config.cold_dir.rglob("*")):
+    if config.cold.files():
         found.append(f"cold tier {config.cold_dir} has files")
     if client is not None and next(client.scan_iter(match=glob_escape(config.key_prefix) + "*", count=1000), None):
         found.append(f"Redis has keys with prefix {config.key_prefix!r}")
     return found
 
 
-def _copy_verified(source: Path, target: Path, entry: FileEntry) -> None:
-    """Copy through a temporary file, checking the bytes copied against the manifest before
-    the rename makes them visible."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
-    digest = hashlib.sha256()
-    try:
-        with open(source, "rb") as src, open(tmp, "wb") as out:
-            while chunk := src.read(HASH_CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        if digest.hexdigest() != entry.sha256:
-            raise BackupError(f"checksum mismatch while restoring {entry.path}")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _copy_verified(source: Path, cold: ColdStore, relative: str, entry: FileEntry) -> None:
+    """Check the bytes against the manifest before the cold tier sees them (cold.store's
+    ``put`` makes a file visible only once it is complete)."""
+    data = source.read_bytes()
+    if hashlib.sha256(data).hexdigest() != entry.sha256:
+        raise BackupError(f"checksum mismatch while restoring {entry.path}")
+    target = str(inside(Path(cold.root), relative)) if cold.local else cold.join(*safe_parts(relative))
+    cold.put(target, data)
 
 
 def restore(config: Config, src: Path, with_redis: bool = False, force: bool = False) -> Manifest:
@@ -324,7 +347,7 @@ def restore(config: Config, src: Path, with_redis: bool = False, force: bool = F
         restore_warm(src / WARM_FILE, config.warm_db)
     for entry in manifest.cold_files():
         relative = entry.path[len(COLD_DIR) + 1:]
-        _copy_verified(inside(src, entry.path), inside(config.cold_dir, relative), entry)
+        _copy_verified(inside(src, entry.path), config.cold, relative, entry)
     if client is not None:
         import_redis(client, config.key_prefix, src / REDIS_FILE)
     return manifest

@@ -109,7 +109,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     store = open_store(config)
     source = source_id(path)
     chunks = open_feed(path, args.format, chunk_rows=args.chunk_rows)
-    report = import_history(chunks, config.cold_dir, file_seq_base(store, source), config.ts_tolerance_ms)
+    report = import_history(chunks, config.cold, file_seq_base(store, source), config.ts_tolerance_ms)
     store.record_rejections(source, report.rejected)
     print(f"imported {sum(report.accepted.values())} ticks into {len(report.partitions)} raw_ticks partitions")
     for symbol, n in sorted(report.accepted.items()):
@@ -130,7 +130,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     config = Config.from_env(data_dir=args.data_dir)
     resources = resources_for(config)
     days = [
-        d for d in partitions_with_data(resources["hot"].store(), config.cold_dir)
+        d for d in partitions_with_data(open_store(config), config.cold)
         if (not args.symbol or d.symbol == normalize_symbol(args.symbol))
         and (not args.start or d.date >= args.start) and (not args.end or d.date <= args.end)
     ]

@@ -15,6 +15,8 @@ from typing import Any
 
 from dagster import EnvVar
 
+from fractal_assets.cold.store import ColdStore, open_cold
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -37,7 +39,8 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting("FRACTAL_KEY_PREFIX", "", "Prefix for every Redis key, to share a server between deployments."),
         Setting("FRACTAL_WARM_DB", "", "SQLite warm-tier file. Empty: {data_dir}/warm.db."),
-        Setting("FRACTAL_COLD_DIR", "", "Cold-tier Parquet root. Empty: {data_dir}/cold."),
+        Setting("FRACTAL_COLD_DIR", "", "Cold-tier Parquet root: a path or an fsspec URL (s3://bucket/prefix). "
+                "Empty: {data_dir}/cold."),
         Setting("FRACTAL_RETENTION_HOURS", "2", "Hours of ticks kept in the hot tier (event time)."),
         Setting("FRACTAL_RING_CAPACITY", "100000", "Ticks held per symbol in the in-memory ring buffer."),
         Setting("FRACTAL_BATCH_SIZE", "1000", "Ticks per Redis stream entry (micro-batch)."),
@@ -66,6 +69,12 @@ def dagster_value(name: str, fallback: str | None = None) -> Any:
     return SETTINGS[name].default if fallback is None else fallback
 
 
+def dagster_reference(name: str, value: str) -> Any:
+    """``EnvVar(name)`` when the environment holds ``value``, else ``value``: Dagster stores
+    resource values with each run, and a Redis or object-store URL can carry a password."""
+    return EnvVar(name) if os.environ.get(name) == value else value
+
+
 @dataclass(frozen=True)
 class Config:
     """Resolved settings of one process."""
@@ -74,7 +83,7 @@ class Config:
     redis_url: str
     key_prefix: str
     warm_db: Path
-    cold_dir: Path
+    cold_dir: str
     retention_hours: float
     ring_capacity: int
     batch_size: int
@@ -94,7 +103,7 @@ class Config:
             "redis_url": env_value("FRACTAL_REDIS_URL"),
             "key_prefix": env_value("FRACTAL_KEY_PREFIX"),
             "warm_db": Path(env_value("FRACTAL_WARM_DB") or data_dir / "warm.db"),
-            "cold_dir": Path(env_value("FRACTAL_COLD_DIR") or data_dir / "cold"),
+            "cold_dir": env_value("FRACTAL_COLD_DIR") or str(data_dir / "cold"),
             "retention_hours": float(env_value("FRACTAL_RETENTION_HOURS")),
             "ring_capacity": int(env_value("FRACTAL_RING_CAPACITY")),
             "batch_size": int(env_value("FRACTAL_BATCH_SIZE")),
@@ -110,6 +119,10 @@ class Config:
             raise TypeError(f"unknown config overrides: {sorted(unknown)}")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    @property
+    def cold(self) -> ColdStore:
+        return open_cold(str(self.cold_dir))
 
     @property
     def retention_ms(self) -> int:

@@ -4,7 +4,6 @@ Dagster health check report."""
 from __future__ import annotations
 
 import sqlite3
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -54,15 +53,6 @@ def _sqlite_ok(config: Config) -> bool:
         return False
 
 
-def _cold_writable(config: Config) -> bool:
-    try:
-        config.cold_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=config.cold_dir, prefix=".health-"):
-            return True
-    except OSError:
-        return False
-
-
 def hit_rate(store: HotStore) -> float | None:
     stats = {k.decode(): int(v) for k, v in store.client.hgetall(store.keys.cache_stats()).items()}
     looked_up = stats.get("hit", 0) + stats.get("miss", 0)
@@ -93,7 +83,7 @@ def check_health(config: Config) -> Health:
         memory_usage_mb=round(store.client.info("memory")["used_memory"] / MB, 3) if connected else None,
         tick_lag_ms=None,
         cache_hit_rate=hit_rate(store) if connected else None,
-        cold_writable=_cold_writable(config),
+        cold_writable=config.cold.writable(),
         archive_backlog_ticks=backlog(store) if connected else None,
     )
     if connected and (newest := newest_tick_ts(store)) is not None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from fractal_assets.archive import hot_table, merge_by_seq
 from fractal_assets.cold.parquet import read_ticks, write_ticks
+from fractal_assets.cold.store import ColdStore
 from fractal_assets.hot.store import HotStore
 from fractal_assets.partitions import SymbolDay
 from fractal_assets.ticks import FeedChunk, Rejection
@@ -48,8 +48,8 @@ class _Buffer:
     """Tables waiting per partition; a partition is written once the file has moved past
     its date, so a time-ordered file writes each partition once."""
 
-    def __init__(self, cold_dir: Path) -> None:
-        self.cold_dir = cold_dir
+    def __init__(self, cold: ColdStore) -> None:
+        self.cold = cold
         self.tables: dict[SymbolDay, list[pa.Table]] = defaultdict(list)
 
     def add(self, day: SymbolDay, table: pa.Table) -> None:
@@ -60,16 +60,16 @@ class _Buffer:
         ready = [d for d in self.tables if before is None or d.date < before.get(d.symbol, "")]
         for day in ready:
             new = pa.concat_tables(self.tables.pop(day))
-            merged = merge_by_seq(read_ticks(self.cold_dir, day.symbol, day.date), new)
-            write_ticks(self.cold_dir, day.symbol, day.date, merged)
+            merged = merge_by_seq(read_ticks(self.cold, day.symbol, day.date), new)
+            write_ticks(self.cold, day.symbol, day.date, merged)
         return ready
 
 
-def import_history(chunks: Iterable[FeedChunk], cold_dir: Path, seq_base: int, tolerance_ms: int) -> ImportReport:
+def import_history(chunks: Iterable[FeedChunk], cold: ColdStore, seq_base: int, tolerance_ms: int) -> ImportReport:
     """Validate chunks and write their ticks into cold-tier day partitions."""
     report = ImportReport()
     states: dict[str, SymbolState] = {}
-    buffer = _Buffer(cold_dir)
+    buffer = _Buffer(cold)
     for chunk in chunks:
         report.rejected += chunk.rejections
         if chunk.trades is None or not len(chunk.trades):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
-from fractal_assets.config import Config, dagster_value
+from fractal_assets.cold.store import ColdStore, open_cold
+from fractal_assets.config import Config, dagster_reference, dagster_value
 from fractal_assets.hot.connection import open_store
 from fractal_assets.hot.store import HotStore
 from fractal_assets.warm.db import connect as connect_sqlite
@@ -52,13 +53,12 @@ class WarmTierResource(ConfigurableResource):
 
 
 class ColdTierResource(ConfigurableResource):
-    """Root directory of the Parquet cold tier."""
+    """Root of the Parquet cold tier: a directory or an fsspec URL."""
 
     root: str
 
-    @property
-    def path(self) -> Path:
-        return Path(self.root)
+    def store(self) -> ColdStore:
+        return open_cold(self.root)
 
 
 def resources_from_env() -> dict[str, ConfigurableResource]:
@@ -77,10 +77,12 @@ def resources_from_env() -> dict[str, ConfigurableResource]:
 
 
 def resources_for(config: Config) -> dict[str, ConfigurableResource]:
-    """The same resources with resolved values, for runs started outside a code location."""
+    """The same resources with resolved values, for runs started outside a code location
+    (secrets as ``EnvVar`` references: see ``dagster_reference``)."""
     return {
-        "hot": HotTierResource(data_dir=str(config.data_dir), redis_url=config.redis_url,
+        "hot": HotTierResource(data_dir=str(config.data_dir),
+                               redis_url=dagster_reference("FRACTAL_REDIS_URL", config.redis_url),
                                key_prefix=config.key_prefix, retention_hours=config.retention_hours),
         "warm": WarmTierResource(db_path=str(config.warm_db), keep_days=config.warm_days),
-        "cold": ColdTierResource(root=str(config.cold_dir)),
+        "cold": ColdTierResource(root=dagster_reference("FRACTAL_COLD_DIR", str(config.cold_dir))),
     }

@@ -18,6 +18,7 @@ sources not settled).
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from fractal_assets.cold.store import ColdStore, file_version
 from fractal_assets.config import Config
 from fractal_assets.hot.store import HotStore
 from fractal_assets.query import Request
@@ -68,24 +70,20 @@ class DataVersion:
         return self.newest_mtime_ns < time.time_ns() - int(SETTLE_S * 1e9)
 
 
-def data_version(files: list[Path], warm_db: Path | None) -> DataVersion:
-    """Identity, size and mtime of the cold part files and, when given, of the warm database
-    and its WAL: a Parquet rewrite renames a new file over the part, a SQLite commit writes
-    the WAL or (rollback journal, checkpoint) the database. An empty WAL holds no commits
-    and counts as absent."""
+def data_version(cold: ColdStore, files: list[str], warm_db: Path | None) -> DataVersion:
+    """The version of every cold part file (cold.store) and, when given, the identity, size
+    and mtime of the warm database and its WAL: a SQLite commit writes the WAL or (rollback
+    journal, checkpoint) the database. An empty WAL holds no commits and counts as absent."""
     digest = hashlib.sha1()
     newest = 0
     wal = [warm_db, warm_db.with_name(warm_db.name + "-wal")] if warm_db is not None else []
-    for path in [*files, *wal]:
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            st = None
-        if st is None or (st.st_size == 0 and path.name.endswith("-wal")):
+    versions = [cold.version(p) for p in files] + [file_version(str(p)) for p in wal]
+    for path, version in zip([*files, *map(str, wal)], versions):
+        if version is None or (path.endswith("-wal") and os.path.getsize(path) == 0):
             digest.update(f"{path}|-\n".encode())
             continue
-        digest.update(f"{path}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        newest = max(newest, st.st_mtime_ns)
+        digest.update(f"{version.identity}\n".encode())
+        newest = max(newest, version.mtime_ns)
     return DataVersion(digest.hexdigest().encode(), newest)
 
 
@@ -112,7 +110,7 @@ def decode_frame(blob: bytes | None, version: bytes) -> pd.DataFrame | None:
     return reader.read_all().to_pandas(use_threads=False, ignore_metadata=True)  # small: threads cost more
 
 
-def through_cache(config: Config, store: HotStore, req: Request, files: tuple[list[Path], list[Path]]) -> pd.DataFrame:
+def through_cache(config: Config, store: HotStore, req: Request, files: tuple[list[str], list[str]]) -> pd.DataFrame:
     """The cached result when there is a valid one, else the computed one (cached when allowed).
 
     Every lookup is counted as a hit in the round trip that fetches the
@@ -126,7 +124,7 @@ def through_cache(config: Config, store: HotStore, req: Request, files: tuple[li
     pipe.get(key)
     pipe.hincrby(stats, "hit", 1)
     newest_ts, blob, _ = pipe.execute()
-    version = data_version(files[0] + files[1], config.warm_db if req.kind == "bars" else None)
+    version = data_version(config.cold, files[0] + files[1], config.warm_db if req.kind == "bars" else None)
     cacheable = is_final(req, newest_ts, config.ts_tolerance_ms) and version.settled()
     cached = decode_frame(blob, version.digest) if cacheable else None
     if cached is not None:

@@ -12,10 +12,7 @@ whose first ticks already left Redis is still complete).
 
 from __future__ import annotations
 
-import os
 from datetime import date
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -24,6 +21,7 @@ import pandas as pd
 
 from fractal_assets.bars import BAR_COLUMNS, compute_bars
 from fractal_assets.cold.parquet import READ_ATTEMPTS, part_files, unique_order
+from fractal_assets.cold.store import ColdStore, duckdb_for
 from fractal_assets.config import Config
 from fractal_assets.hot.store import HotStore
 from fractal_assets.partitions import date_of
@@ -62,36 +60,27 @@ ORDER BY timestamp
 """A later part of a bar partition wins (see cold.compaction)."""
 
 
-@lru_cache(maxsize=1)
-def _duckdb() -> duckdb.DuckDBPyConnection:
-    return duckdb.connect()
-
-
-def partition_files(root: Path, start: str, end: str) -> list[Path]:
+def partition_files(cold: ColdStore, root: str, start: str, end: str) -> list[str]:
     """Part files of the ``date=YYYY-MM-DD`` partitions under ``root`` with start <= date <= end,
     in date then part order."""
-    try:
-        names = sorted(e.name for e in os.scandir(root) if e.name.startswith("date=") and start <= e.name[5:] <= end)
-    except FileNotFoundError:
-        return []
-    return [p for name in names for p in part_files(root / name)]
+    names = sorted(n for n in cold.names(root) if n.startswith("date=") and start <= n[5:] <= end)
+    return [p for name in names for p in part_files(cold, f"{root}/{name}")]
 
 
-def tick_files(config: Config, req: Request) -> list[Path]:
-    return partition_files(config.cold_dir / "ticks" / f"symbol={req.symbol}", req.start, req.end)
+def tick_files(cold: ColdStore, req: Request) -> list[str]:
+    return partition_files(cold, cold.join("ticks", f"symbol={req.symbol}"), req.start, req.end)
 
 
-def bar_files(config: Config, req: Request) -> list[Path]:
-    return partition_files(
-        config.cold_dir / "bars" / f"timeframe={req.timeframe}" / f"symbol={req.symbol}", req.start, req.end
-    )
+def bar_files(cold: ColdStore, req: Request) -> list[str]:
+    return partition_files(cold, cold.join("bars", f"timeframe={req.timeframe}", f"symbol={req.symbol}"),
+                           req.start, req.end)
 
 
-def _query(sql: str, files: list[Path], params: dict[str, Any]) -> duckdb.DuckDBPyRelation:
-    return _duckdb().cursor().sql(sql, params={"files": [str(p) for p in files], **params})
+def _query(cold: ColdStore, sql: str, files: list[str], params: dict[str, Any]) -> duckdb.DuckDBPyRelation:
+    return duckdb_for(cold).cursor().sql(sql, params={"files": [cold.uri(p) for p in files], **params})
 
 
-def cold_ticks(files: list[Path], req: Request) -> pd.DataFrame:
+def cold_ticks(cold: ColdStore, files: list[str], req: Request) -> pd.DataFrame:
     """The cold tier's ticks of the request, sorted by (ts, seq), each seq once.
 
     DuckDB keeps the files' row order and every part is written sorted, so
@@ -102,17 +91,17 @@ def cold_ticks(files: list[Path], req: Request) -> pd.DataFrame:
         return empty_ticks()
     params = {"symbol": req.symbol, "start": date.fromisoformat(req.start), "end": date.fromisoformat(req.end),
               "t0": req.start_ms, "t1": req.end_ms}
-    frame = _query(TICKS_SQL, files, params).df()
-    return frame if len({p.parent for p in files}) == len(files) else sort_unique(frame)
+    frame = _query(cold, TICKS_SQL, files, params).df()
+    return frame if len({_partition(p) for p in files}) == len(files) else sort_unique(frame)
 
 
-def cold_bars(files: list[Path], req: Request) -> pd.DataFrame:
+def cold_bars(cold: ColdStore, files: list[str], req: Request) -> pd.DataFrame:
     """Bars exported to the cold tier by warm-tier retention."""
     if not files:
         return empty_bars()
     params = {"timeframe": req.timeframe, "symbol": req.symbol, "start": date.fromisoformat(req.start),
               "end": date.fromisoformat(req.end), "t0": req.start_ms, "t1": req.end_ms}
-    return _query(BARS_SQL, files, params).df().astype(BAR_DTYPES)
+    return _query(cold, BARS_SQL, files, params).df().astype(BAR_DTYPES)
 
 
 def empty_ticks() -> pd.DataFrame:
@@ -167,18 +156,22 @@ def empty_bars() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in BAR_DTYPES.items()})
 
 
-def _file_date(path: Path) -> str:
-    return path.parent.name.removeprefix("date=")
+def _partition(path: str) -> str:
+    return path.rsplit("/", 1)[0]
 
 
-def hot_day_bars(store: HotStore, req: Request, ticks: list[Path]) -> pd.DataFrame:
+def _file_date(path: str) -> str:
+    return _partition(path).rsplit("/", 1)[-1].removeprefix("date=")
+
+
+def hot_day_bars(cold: ColdStore, store: HotStore, req: Request, ticks: list[str]) -> pd.DataFrame:
     """Bars of the days the hot tier has ticks for, from those days' cold and hot ticks."""
     hot = between(hot_ticks(store, req.symbol), req.start_ms, req.end_ms)
     if hot.empty:
         return empty_bars()
     days = set(np.unique(hot["ts"].to_numpy().astype("M8[ms]").astype("M8[D]").astype(str)).tolist())
     span = Request(req.symbol, min(days), max(days), "ticks", None)
-    merged = union_ticks(cold_ticks([p for p in ticks if _file_date(p) in days], span), hot)
+    merged = union_ticks(cold_ticks(cold, [p for p in ticks if _file_date(p) in days], span), hot)
     columns = (merged[c].to_numpy() for c in ("ts", "price", "volume", "side"))
     return compute_bars(*columns, req.timeframe).astype(BAR_DTYPES)
 
@@ -194,8 +187,7 @@ def require_known(config: Config, store: HotStore, symbol: str) -> None:
     """A ValueError unless some tier has data of the symbol."""
     if store.client.sismember(store.keys.symbols(), symbol):
         return
-    cold = config.cold_dir
-    if (cold / "ticks" / f"symbol={symbol}").is_dir() or any((cold / "bars").glob(f"timeframe=*/symbol={symbol}")):
+    if symbol_roots(config.cold, symbol):
         return
     conn = connect_readonly(config.warm_db)
     if conn is not None:
@@ -206,24 +198,34 @@ def require_known(config: Config, store: HotStore, symbol: str) -> None:
                 return
         finally:
             conn.close()
-    known = sorted(set(store.symbols()) | {p.name.removeprefix("symbol=") for p in (cold / "ticks").glob("symbol=*")})
+    archived = {n.removeprefix("symbol=") for n in config.cold.names(config.cold.join("ticks")) if n.startswith("symbol=")}
+    known = sorted(set(store.symbols()) | archived)
     raise ValueError(f"unknown symbol {symbol!r}: no data in the hot, warm or cold tier "
                      f"(known: {', '.join(known[:20]) or 'none'})")
 
 
-def sources(config: Config, req: Request) -> tuple[list[Path], list[Path]]:
+def symbol_roots(cold: ColdStore, symbol: str) -> list[str]:
+    """The symbol's tick directory and bar directories (one per timeframe) that exist."""
+    ticks = [cold.join("ticks", f"symbol={symbol}")] if f"symbol={symbol}" in cold.names(cold.join("ticks")) else []
+    bars = [cold.join("bars", tf, f"symbol={symbol}") for tf in cold.names(cold.join("bars"))
+            if f"symbol={symbol}" in cold.names(cold.join("bars", tf))]
+    return ticks + bars
+
+
+def sources(config: Config, req: Request) -> tuple[list[str], list[str]]:
     """The cold part files a request reads: tick partitions, and bar partitions for bars."""
-    return tick_files(config, req), bar_files(config, req) if req.kind == "bars" else []
+    return tick_files(config.cold, req), bar_files(config.cold, req) if req.kind == "bars" else []
 
 
-def read_tiers(config: Config, store: HotStore, req: Request, ticks: list[Path], bars: list[Path]) -> pd.DataFrame:
+def read_tiers(config: Config, store: HotStore, req: Request, ticks: list[str], bars: list[str]) -> pd.DataFrame:
     """The request's ticks or bars merged from the listed cold files, the warm tier and Redis."""
+    cold = config.cold
     if req.kind == "ticks":
-        return union_ticks(cold_ticks(ticks, req), between(hot_ticks(store, req.symbol), req.start_ms, req.end_ms))
-    return merge_bars(warm_bars(config, req), cold_bars(bars, req), hot_day_bars(store, req, ticks))
+        return union_ticks(cold_ticks(cold, ticks, req), between(hot_ticks(store, req.symbol), req.start_ms, req.end_ms))
+    return merge_bars(warm_bars(config, req), cold_bars(cold, bars, req), hot_day_bars(cold, store, req, ticks))
 
 
-def compute(config: Config, store: HotStore, req: Request, files: tuple[list[Path], list[Path]]) -> pd.DataFrame:
+def compute(config: Config, store: HotStore, req: Request, files: tuple[list[str], list[str]]) -> pd.DataFrame:
     """The request's data from every tier. A part file that vanished under DuckDB was merged
     into part-0 by a concurrent compaction, so the partitions are listed again."""
     require_known(config, store, req.symbol)
@@ -231,7 +233,7 @@ def compute(config: Config, store: HotStore, req: Request, files: tuple[list[Pat
         try:
             return read_tiers(config, store, req, *files)
         except duckdb.IOException:
-            if all(p.exists() for p in files[0] + files[1]):
+            if all(config.cold.exists(p) for p in files[0] + files[1]):
                 raise
             files = sources(config, req)
     return read_tiers(config, store, req, *files)
@@ -240,9 +242,8 @@ def compute(config: Config, store: HotStore, req: Request, files: tuple[list[Pat
 def data_dates(config: Config, store: HotStore, symbol: str) -> tuple[str, str] | None:
     """First and last UTC date with data of the symbol in any tier, or None."""
     days: list[str] = []
-    cold = config.cold_dir
-    for root in [cold / "ticks" / f"symbol={symbol}", *(cold / "bars").glob(f"timeframe=*/symbol={symbol}")]:
-        dates = [p.name.removeprefix("date=") for p in root.glob("date=*")]
+    for root in symbol_roots(config.cold, symbol):
+        dates = [n.removeprefix("date=") for n in config.cold.names(root) if n.startswith("date=")]
         days += [min(dates), max(dates)] if dates else []
     conn = connect_readonly(config.warm_db)
     if conn is not None:

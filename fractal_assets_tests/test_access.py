@@ -74,7 +74,7 @@ def ingest(config: Config, store: HotStore, ticks: pd.DataFrame, path: Path) -> 
 
 def build_bars(config: Config, day: str) -> None:
     """What the bars assets do for a partition: every timeframe from the archived ticks."""
-    ticks = read_ticks(config.cold_dir, SYMBOL, day)
+    ticks = read_ticks(config.cold, SYMBOL, day)
     columns = [ticks.column(c).to_numpy() for c in ("ts", "price", "volume", "side")]
     conn = connect(config.warm_db)
     migrate(conn)
@@ -103,10 +103,10 @@ def tiers(config: Config, store: HotStore, tmp_path: Path) -> Tiers:
     archived = ticks[ticks.ts < noon]
     ingest(config, store, archived, tmp_path / "morning.parquet")
     for day in (DAY1, DAY2):
-        archive_day(store, config.cold_dir, SymbolDay(SYMBOL, day), keep_ms=3 * HOUR)
+        archive_day(store, config.cold, SymbolDay(SYMBOL, day), keep_ms=3 * HOUR)
         build_bars(config, day)
     conn = connect(config.warm_db)
-    assert prune_bars(conn, config.cold_dir, keep_days=1)
+    assert prune_bars(conn, config.cold, keep_days=1)
     conn.close()
     ingest(config, store, ticks[ticks.ts >= noon], tmp_path / "afternoon.parquet")
     return Tiers(config, store, ticks, archived)
@@ -119,7 +119,7 @@ def expected_ticks(ticks: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
 
 def test_ticks_from_cold_and_hot_come_back_exactly_once(tiers: Tiers) -> None:
     hot = tiers.store.read_ticks(SYMBOL)
-    cold = pd.concat([read_ticks(tiers.config.cold_dir, SYMBOL, d).to_pandas() for d in (DAY1, DAY2, DAY3)])
+    cold = pd.concat([read_ticks(tiers.config.cold, SYMBOL, d).to_pandas() for d in (DAY1, DAY2, DAY3)])
     assert hot.ticks["ts"].min() >= day_ms(DAY2), "day 1 left Redis"
     assert 0 < len(np.intersect1d(hot.seq, cold.seq)) < (tiers.ticks.ts >= day_ms(DAY2)).sum(), "day 2 overlaps"
     assert not (cold.ts >= day_ms(DAY3)).any() and (hot.ticks["ts"] >= day_ms(DAY3)).any(), "day 3 only in Redis"
@@ -144,7 +144,7 @@ def expected_bars(tiers: Tiers, timeframe: str, start: str, end: str) -> pd.Data
 
 @pytest.mark.parametrize("timeframe", list(TIMEFRAMES))
 def test_bars_from_cold_warm_and_hot_days(tiers: Tiers, timeframe: str) -> None:
-    exported = list((tiers.config.cold_dir / "bars" / f"timeframe={timeframe}").rglob("part-0.parquet"))
+    exported = list((Path(tiers.config.cold_dir) / "bars" / f"timeframe={timeframe}").rglob("part-0.parquet"))
     assert exported, "old bars were moved to cold Parquet"
     got = get_backtest_data(SYMBOL, DAY1, DAY3, "bars", timeframe, config=tiers.config)
     pd.testing.assert_frame_equal(got, expected_bars(tiers, timeframe, DAY1, DAY3))
@@ -154,7 +154,7 @@ def test_bars_from_cold_warm_and_hot_days(tiers: Tiers, timeframe: str) -> None:
 def test_warm_bars_win_over_cold_ones(tiers: Tiers) -> None:
     warm = get_backtest_data(SYMBOL, DAY2, DAY2, "bars", "1m", config=tiers.config)
     stale = warm.head(3).assign(close=-1.0)
-    export_bars(tiers.config.cold_dir, SYMBOL, "1m", stale)
+    export_bars(tiers.config.cold, SYMBOL, "1m", stale)
     pd.testing.assert_frame_equal(get_backtest_data(SYMBOL, DAY2, DAY2, "bars", "1m", config=tiers.config), warm)
 
 
@@ -188,7 +188,7 @@ def test_cache_is_invalidated_when_the_cold_tier_changes(tiers: Tiers, tmp_path:
     before = get_backtest_data(SYMBOL, DAY1, DAY1, config=config)
     late = tmp_path / "late.csv"
     late.write_text(f"ts,symbol,price,volume,side\n{day_ms(DAY1) + 5},{SYMBOL},99.5,2,1\n")
-    import_history(open_feed(late), config.cold_dir, file_seq_base(tiers.store, source_id(late)), config.ts_tolerance_ms)
+    import_history(open_feed(late), config.cold, file_seq_base(tiers.store, source_id(late)), config.ts_tolerance_ms)
     fresh = get_backtest_data(SYMBOL, DAY1, DAY1, config=config)
     assert len(fresh) == len(before) + 1 and 99.5 in fresh.price.tolist()
     assert cache_stats(config) == {"hit": 0, "miss": 1, "skip": 1}, "a just-written partition is not cached"
@@ -299,14 +299,14 @@ def tick_table(ts: list[int], seq: list[int]) -> pa.Table:
                     schema=TICK_SCHEMA)
 
 
-def write_part(directory: Path, n: int, table: pa.Table, encodings: dict[str, str] | None = None) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, directory / f"part-{n}.parquet", use_dictionary=not encodings, column_encoding=encodings)
+def write_part(directory: str, n: int, table: pa.Table, encodings: dict[str, str] | None = None) -> None:
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, Path(directory) / f"part-{n}.parquet", use_dictionary=not encodings, column_encoding=encodings)
 
 
 def test_compaction_of_ticks_is_safe_at_every_step(config: Config, store: HotStore) -> None:
     start = day_ms(DAY1)
-    directory = tick_partition(config.cold_dir, SYMBOL, DAY1)
+    directory = tick_partition(config.cold, SYMBOL, DAY1)
     parts = [tick_table([start + 1, start + 2, start + 5], [0, 1, 4]),
              tick_table([start + 2, start + 3, start + 5], [1, 2, 4]),
              tick_table([start + 3, start + 4], [2, 3])]
@@ -315,20 +315,20 @@ def test_compaction_of_ticks_is_safe_at_every_step(config: Config, store: HotSto
     want = tick_table([start + 1, start + 2, start + 3, start + 4, start + 5], [0, 1, 2, 3, 4]).to_pandas()
 
     def readers_agree() -> None:
-        pd.testing.assert_frame_equal(read_ticks(config.cold_dir, SYMBOL, DAY1).to_pandas(), want)
+        pd.testing.assert_frame_equal(read_ticks(config.cold, SYMBOL, DAY1).to_pandas(), want)
         pd.testing.assert_frame_equal(get_backtest_data(SYMBOL, DAY1, DAY1, config=config, use_cache=False), want)
 
     readers_agree()
-    write_atomic(directory, merge_parts(parts), TICK_ENCODINGS)
+    write_atomic(config.cold, directory, merge_parts(parts), TICK_ENCODINGS)
     readers_agree()  # crashed after the rename: part-0 merged, part-1 and part-2 still there
-    (directory / "part-1.parquet").unlink()
+    (Path(directory) / "part-1.parquet").unlink()
     readers_agree()  # crashed while deleting
     request = query.make_request(SYMBOL, DAY1, DAY1, "ticks", None)
     listed_before = tier_reads.sources(config, request)
-    assert compact_partition(directory) == 2
-    assert [p.name for p in directory.iterdir()] == ["part-0.parquet"]
+    assert compact_partition(config.cold, directory) == 2
+    assert [p.name for p in Path(directory).iterdir()] == ["part-0.parquet"]
     readers_agree()
-    assert compact_partition(directory) == 0
+    assert compact_partition(config.cold, directory) == 0
     pd.testing.assert_frame_equal(tier_reads.compute(config, store, request, listed_before), want)  # listed mid-compaction
 
 
@@ -341,7 +341,7 @@ def bar_table(timestamps: list[int], close: float) -> pd.DataFrame:
 
 def test_compaction_of_bars_keeps_the_latest_part_even_when_interrupted(config: Config, store: HotStore) -> None:
     start = day_ms(DAY1)
-    directory = bar_partition(config.cold_dir, "1m", SYMBOL, DAY1)
+    directory = bar_partition(config.cold, "1m", SYMBOL, DAY1)
     versions = [bar_table([start + i * 60_000 for i in range(3)], close=float(n)) for n in range(11)]
     versions[10] = versions[10].head(1)
     for n, frame in enumerate(versions):
@@ -353,12 +353,12 @@ def test_compaction_of_bars_keeps_the_latest_part_even_when_interrupted(config: 
 
     store.client.sadd(store.keys.symbols(), SYMBOL)
     pd.testing.assert_frame_equal(read(), want)
-    tables = [pq.read_table(directory / f"part-{n}.parquet") for n in range(11)]
-    write_atomic(directory, merge_parts(tables))
+    tables = [pq.read_table(Path(directory) / f"part-{n}.parquet") for n in range(11)]
+    write_atomic(config.cold, directory, merge_parts(tables))
     for n in range(1, 6):
-        (directory / f"part-{n}.parquet").unlink()
+        (Path(directory) / f"part-{n}.parquet").unlink()
     pd.testing.assert_frame_equal(read(), want)  # crashed halfway through the deletions
-    assert compact_all(config.cold_dir) == {directory: 6}
-    assert [p.name for p in directory.iterdir()] == ["part-0.parquet"]
+    assert compact_all(config.cold) == {directory: 6}
+    assert [p.name for p in Path(directory).iterdir()] == ["part-0.parquet"]
     pd.testing.assert_frame_equal(read(), want)
-    assert compact_all(config.cold_dir) == {}
+    assert compact_all(config.cold) == {}

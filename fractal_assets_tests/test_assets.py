@@ -61,7 +61,7 @@ def warm_bars(config: Config, timeframe: str) -> pd.DataFrame:
 
 
 def expected_bars(config: Config, timeframe: str) -> pd.DataFrame:
-    glob = str(config.cold_dir / "ticks" / "*" / "*" / "*.parquet")
+    glob = str(Path(config.cold_dir) / "ticks" / "*" / "*" / "*.parquet")
     return duckdb.execute(BARS_SQL, {"width": TIMEFRAMES[timeframe], "glob": glob}).df()
 
 
@@ -91,7 +91,7 @@ def test_real_trades_become_bars_equal_to_an_independent_duckdb_computation(
 ) -> None:
     assert ingest(config, store, TARDIS) == 9_999
     assert ingest(config, store, FREQTRADE) == 12_477
-    days = partitions_with_data(store, config.cold_dir)
+    days = partitions_with_data(store, config.cold)
     assert [(d.symbol, d.date) for d in days] == [
         ("BTCUSDT", "2020-02-22"), ("XRP_ETH", "2019-10-11"), ("XRP_ETH", "2019-10-12"), ("XRP_ETH", "2019-10-13"),
     ]
@@ -99,11 +99,11 @@ def test_real_trades_become_bars_equal_to_an_independent_duckdb_computation(
 
     archived = duckdb.execute(
         "SELECT symbol, count(*) FROM read_parquet($g, hive_partitioning = true) GROUP BY 1 ORDER BY 1",
-        {"g": str(config.cold_dir / "ticks/*/*/*.parquet")},
+        {"g": str(Path(config.cold_dir) / "ticks/*/*/*.parquet")},
     ).fetchall()
     assert archived == [("BTCUSDT", 9_999), ("XRP_ETH", 12_477)]
     source = pd.read_csv(shared_file(TARDIS))
-    tardis_parquet = read_ticks(config.cold_dir, "BTCUSDT", "2020-02-22").to_pandas()
+    tardis_parquet = read_ticks(config.cold, "BTCUSDT", "2020-02-22").to_pandas()
     assert sorted(tardis_parquet["ts"].tolist()) == sorted((source["timestamp"] // 1000).tolist())
     assert tardis_parquet["volume"].sum() == pytest.approx(source["amount"].sum(), rel=1e-12)
 
@@ -135,11 +135,11 @@ def test_rematerializing_leaves_identical_rows_and_trims_archived_hot_ticks(
     config: Config, store: HotStore, instance: DagsterInstance
 ) -> None:
     ingest(replace(config, batch_size=100), store, TARDIS)
-    days = partitions_with_data(store, config.cold_dir)
+    days = partitions_with_data(store, config.cold)
     resources = resources_for(config)
     materialize_days(days, instance, resources)
     first = {tf: warm_bars(config, tf) for tf in TIMEFRAMES}
-    parquet_first = read_ticks(config.cold_dir, "BTCUSDT", "2020-02-22").to_pandas()
+    parquet_first = read_ticks(config.cold, "BTCUSDT", "2020-02-22").to_pandas()
     hot_left = len(store.read_ticks("BTCUSDT").ticks)
     assert 0 < hot_left < 9_999, "archived ticks older than the 2 h window leave Redis"
     assert store.read_ticks("BTCUSDT").ticks["ts"].min() >= 1582329947728 - 2 * 3_600_000 - 60_000
@@ -148,7 +148,7 @@ def test_rematerializing_leaves_identical_rows_and_trims_archived_hot_ticks(
     for timeframe in TIMEFRAMES:
         pd.testing.assert_frame_equal(warm_bars(config, timeframe), first[timeframe])
     pd.testing.assert_frame_equal(
-        read_ticks(config.cold_dir, "BTCUSDT", "2020-02-22").to_pandas(), parquet_first
+        read_ticks(config.cold, "BTCUSDT", "2020-02-22").to_pandas(), parquet_first
     )
 
 
@@ -185,7 +185,7 @@ def test_import_writes_partitions_directly_and_reimport_adds_nothing(config: Con
     run_cli(config, "import", "--source", source, dagster_home=home)
     counts = duckdb.execute(
         "SELECT date::VARCHAR, count(*), count(DISTINCT seq) FROM read_parquet($g, hive_partitioning = true) "
-        "GROUP BY 1 ORDER BY 1", {"g": str(config.cold_dir / "ticks/*/*/*.parquet")},
+        "GROUP BY 1 ORDER BY 1", {"g": str(Path(config.cold_dir) / "ticks/*/*/*.parquet")},
     ).fetchall()
     assert [c[0] for c in counts] == ["2019-10-11", "2019-10-12", "2019-10-13"]
     assert sum(c[1] for c in counts) == 12_477 and all(c[1] == c[2] for c in counts)
@@ -214,7 +214,7 @@ def test_imported_and_live_ticks_of_one_day_are_archived_together(config: Config
     run_cli(config, "import", "--source", str(path))
     run_cli(config, "ingest", "--source", str(live))
     run_cli(config, "materialize")
-    ticks = read_ticks(config.cold_dir, "MIX", "2023-11-14").to_pandas()
+    ticks = read_ticks(config.cold, "MIX", "2023-11-14").to_pandas()
     assert ticks["ts"].tolist() == [1700000000000, 1700000001000, 1700000002000]
     assert (ticks["seq"] < 0).tolist() == [True, True, False]
     bars = warm_bars(config, "1d")

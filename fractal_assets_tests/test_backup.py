@@ -69,7 +69,7 @@ def small_deployment(config: Config) -> None:
     migrate(connect(config.warm_db))
     ticks = pa.table({"ts": [1, 2, 3], "price": [1.0, 2.0, 3.0], "volume": [1.0, 1.0, 1.0],
                       "side": pa.array([1, -1, 1], pa.int8()), "seq": [0, 1, 2]})
-    write_ticks(config.cold_dir, "BTCUSDT", "2020-02-22", ticks)
+    write_ticks(config.cold, "BTCUSDT", "2020-02-22", ticks)
 
 
 def target_config(tmp_path: Path, config: Config, prefix: str | None = None) -> Config:
@@ -83,7 +83,7 @@ def test_restore_into_an_empty_deployment_gives_equal_bars_parquet_and_redis_tic
     path = shared_file(TARDIS)
     assert Ingestor(replace(config, batch_size=100), store, source_id(path)).run(open_feed(path)).total_accepted == 9_999
     with DagsterInstance.ephemeral() as instance:
-        assert materialize_days(partitions_with_data(store, config.cold_dir), instance, resources_for(config)) == []
+        assert materialize_days(partitions_with_data(store, config.cold), instance, resources_for(config)) == []
     hot_before = store.read_ticks("BTCUSDT")
     assert 0 < len(hot_before.ticks) < 9_999, "Redis holds the last 2 h, the cold tier the whole day"
 
@@ -101,10 +101,10 @@ def test_restore_into_an_empty_deployment_gives_equal_bars_parquet_and_redis_tic
 
     pd.testing.assert_frame_equal(all_bars(restored), all_bars(config))
     assert len(all_bars(restored)) > 0
-    pd.testing.assert_frame_equal(pd.read_parquet(restored.cold_dir / PARTITION), pd.read_parquet(config.cold_dir / PARTITION))
+    pd.testing.assert_frame_equal(pd.read_parquet(Path(restored.cold_dir) / PARTITION), pd.read_parquet(Path(config.cold_dir) / PARTITION))
     count = "SELECT count(*), sum(volume) FROM read_parquet($g, hive_partitioning = true)"
-    restored_count = duckdb.execute(count, {"g": str(restored.cold_dir / "ticks/*/*/*.parquet")}).fetchall()
-    assert restored_count == duckdb.execute(count, {"g": str(config.cold_dir / "ticks/*/*/*.parquet")}).fetchall()
+    restored_count = duckdb.execute(count, {"g": str(Path(restored.cold_dir) / "ticks/*/*/*.parquet")}).fetchall()
+    assert restored_count == duckdb.execute(count, {"g": str(Path(config.cold_dir) / "ticks/*/*/*.parquet")}).fetchall()
     assert restored_count[0][0] == 9_999
 
     hot_after = HotStore(store.client, Keys(other_prefix)).read_ticks("BTCUSDT")
@@ -129,8 +129,8 @@ def test_a_corrupted_or_missing_file_is_refused_before_anything_is_restored(conf
     part.unlink()
     with pytest.raises(BackupError, match=f"missing: cold/{PARTITION}/part-0.parquet"):
         restore(target, made)
-    assert not target.warm_db.exists() and not target.cold_dir.exists()
-    assert pd.read_parquet(config.cold_dir / PARTITION)["price"].tolist() == [1.0, 2.0, 3.0]
+    assert not target.warm_db.exists() and not Path(target.cold_dir).exists()
+    assert pd.read_parquet(Path(config.cold_dir) / PARTITION)["price"].tolist() == [1.0, 2.0, 3.0]
 
 
 def test_restore_refuses_to_overwrite_data_unless_forced(config: Config, tmp_path: Path) -> None:
@@ -140,7 +140,7 @@ def test_restore_refuses_to_overwrite_data_unless_forced(config: Config, tmp_pat
         restore(config, made)
     assert main(["--data-dir", str(config.data_dir), "restore", str(made)]) == 2
     restore(config, made, force=True)
-    assert pd.read_parquet(config.cold_dir / PARTITION)["seq"].tolist() == [0, 1, 2]
+    assert pd.read_parquet(Path(config.cold_dir) / PARTITION)["seq"].tolist() == [0, 1, 2]
 
 
 def test_every_backup_gets_a_new_directory_and_restore_without_a_snapshot_refuses_redis(
@@ -153,7 +153,7 @@ def test_every_backup_gets_a_new_directory_and_restore_without_a_snapshot_refuse
     with pytest.raises(BackupError, match="no Redis snapshot"):
         restore(target_config(tmp_path, config), first, with_redis=True)
     with pytest.raises(BackupError, match="inside the cold tier"):
-        backup(config, config.cold_dir / "backups")
+        backup(config, Path(config.cold_dir) / "backups")
 
 
 def test_a_manifest_naming_a_path_outside_the_backup_is_refused(config: Config, tmp_path: Path) -> None:

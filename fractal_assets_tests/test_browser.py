@@ -84,7 +84,7 @@ def build_data(config: Config, home: Path) -> None:
     store = HotStore(redis.Redis.from_url(config.redis_url), Keys(config.key_prefix))
     spec = SimulatorSpec(symbols=SYMBOLS, rate=20, duration_s=MARKET_SECONDS, start_ms=START_MS, seed=11)
     assert Ingestor(config, store, "sim:browser-test").run(simulate(spec)).total_accepted > 0
-    days = partitions_with_data(store, config.cold_dir)
+    days = partitions_with_data(store, config.cold)
     assert [(d.symbol, d.date) for d in days] == [(s, DATE) for s in sorted(SYMBOLS)]
     with DagsterInstance.from_config(str(home)) as instance:
         assert materialize_days(days, instance, resources_for(config)) == []
@@ -212,7 +212,7 @@ def test_bars_partition_shows_its_metadata_and_candlestick_plot(ui: Ui, page: sy
     with closing(sqlite3.connect(ui.config.warm_db)) as conn:
         rows = conn.execute("SELECT COUNT(*) FROM fractal_bars WHERE symbol = ? AND timeframe = '1m'",
                             (symbol,)).fetchone()[0]
-    ticks = read_ticks(ui.config.cold_dir, symbol, DATE).num_rows
+    ticks = read_ticks(ui.config.cold, symbol, DATE).num_rows
     assert rows == MARKET_SECONDS // 60
 
     page.goto(f"{ui.url}/assets/bars_1m?view=partitions&partition={DATE}%7C{symbol}")

@@ -65,14 +65,14 @@ def test_a_sliced_decimal_chunk_decodes_its_own_rows() -> None:
 
 
 def test_exact_ticks_are_stored_as_integer_decimals_and_others_as_doubles(config: Config) -> None:
-    exact = write_ticks(config.cold_dir, SYMBOL, DAYS[0], ticks(DAYS[0], decimals_at(2, 1000, 1), decimals_at(3, 1000, 2)))
+    exact = write_ticks(config.cold, SYMBOL, DAYS[0], ticks(DAYS[0], decimals_at(2, 1000, 1), decimals_at(3, 1000, 2)))
     assert stored_type(exact, "price") == ("INT64", "Decimal(precision=18, scale=2)")
     assert stored_type(exact, "volume") == ("INT64", "Decimal(precision=18, scale=3)")
     inexact = np.random.default_rng(3).random(1000) * 100
-    mixed = write_ticks(config.cold_dir, SYMBOL, DAYS[1], ticks(DAYS[1], inexact, decimals_at(0, 1000, 4)))
+    mixed = write_ticks(config.cold, SYMBOL, DAYS[1], ticks(DAYS[1], inexact, decimals_at(0, 1000, 4)))
     assert stored_type(mixed, "price")[0] == "DOUBLE"
     assert stored_type(mixed, "volume") == ("INT64", "Decimal(precision=18, scale=0)")
-    assert read_ticks(config.cold_dir, SYMBOL, DAYS[1]).column("price").to_numpy().tobytes() == inexact.tobytes()
+    assert read_ticks(config.cold, SYMBOL, DAYS[1]).column("price").to_numpy().tobytes() == inexact.tobytes()
 
 
 def test_duckdb_and_pyarrow_read_every_mix_of_scales_as_the_floats_written(config: Config) -> None:
@@ -82,27 +82,27 @@ def test_duckdb_and_pyarrow_read_every_mix_of_scales_as_the_floats_written(confi
         ticks(DAYS[2], np.random.default_rng(15).random(3000) * 1e4, decimals_at(12, 3000, 16, magnitude=10**13)),
     ]
     for day, table in zip(DAYS, written):
-        write_ticks(config.cold_dir, SYMBOL, day, table)
+        write_ticks(config.cold, SYMBOL, day, table)
     want = pa.concat_tables(written).to_pandas()
     for day, table in zip(DAYS, written):
-        assert read_ticks(config.cold_dir, SYMBOL, day).equals(table)
+        assert read_ticks(config.cold, SYMBOL, day).equals(table)
     got = get_backtest_data(SYMBOL, DAYS[0], DAYS[2], config=config, use_cache=False)
     for column in ("price", "volume"):
         assert got[column].to_numpy().tobytes() == want[column].to_numpy().tobytes(), column
 
 
 def test_compaction_merges_parts_of_different_scales_exactly(config: Config) -> None:
-    directory = tick_partition(config.cold_dir, SYMBOL, DAYS[0])
+    directory = tick_partition(config.cold, SYMBOL, DAYS[0])
     first = ticks(DAYS[0], decimals_at(1, 500, 21), decimals_at(4, 500, 22))
     later = ticks(DAYS[0], decimals_at(6, 500, 23), np.random.default_rng(24).random(500))
     later = later.set_column(4, "seq", pa.array(np.arange(500, 1000, dtype=np.int64)))
-    write_ticks(config.cold_dir, SYMBOL, DAYS[0], first)
-    write_ticks(config.cold_dir, SYMBOL, DAYS[0], later)
-    (directory / "part-0.parquet").rename(directory / "part-1.parquet")
-    write_ticks(config.cold_dir, SYMBOL, DAYS[0], first)
-    before = read_ticks(config.cold_dir, SYMBOL, DAYS[0])
-    assert compact_partition(directory) == 2
-    assert stored_type(directory / "part-0.parquet", "price") == ("INT64", "Decimal(precision=18, scale=6)")
-    assert stored_type(directory / "part-0.parquet", "volume")[0] == "DOUBLE"
-    assert read_ticks(config.cold_dir, SYMBOL, DAYS[0]).equals(before)
+    write_ticks(config.cold, SYMBOL, DAYS[0], first)
+    write_ticks(config.cold, SYMBOL, DAYS[0], later)
+    (Path(directory) / "part-0.parquet").rename(Path(directory) / "part-1.parquet")
+    write_ticks(config.cold, SYMBOL, DAYS[0], first)
+    before = read_ticks(config.cold, SYMBOL, DAYS[0])
+    assert compact_partition(config.cold, directory) == 2
+    assert stored_type(Path(directory) / "part-0.parquet", "price") == ("INT64", "Decimal(precision=18, scale=6)")
+    assert stored_type(Path(directory) / "part-0.parquet", "volume")[0] == "DOUBLE"
+    assert read_ticks(config.cold, SYMBOL, DAYS[0]).equals(before)
     assert before.num_rows == 1000

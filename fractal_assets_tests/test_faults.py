@@ -16,6 +16,7 @@ import redis
 
 from fractal_assets.cli import source_id
 from fractal_assets.cold.parquet import read_ticks, tick_partition
+from fractal_assets.cold.store import open_cold
 from fractal_assets.config import Config
 from fractal_assets.feeds import open_feed
 from fractal_assets.hot.codec import PayloadError, pack_records, unpack_records
@@ -59,28 +60,28 @@ def test_redis_restart_during_ingest_loses_and_duplicates_nothing(tmp_path: Path
 
 WRITER = """
 import sys, numpy as np, pyarrow as pa
-from pathlib import Path
 from fractal_assets.cold.parquet import write_ticks
+from fractal_assets.cold.store import open_cold
 n = int(sys.argv[3])
 rng = np.random.default_rng(n)
 table = pa.table({"ts": np.sort(rng.integers(0, 86_400_000, n)) + 1_700_006_400_000, "price": rng.random(n),
                   "volume": rng.random(n), "side": rng.choice(np.array([1, -1], dtype=np.int8), n),
                   "seq": np.arange(n)})
 while True:
-    write_ticks(Path(sys.argv[1]), sys.argv[2], "2023-11-15", table)
+    write_ticks(open_cold(sys.argv[1]), sys.argv[2], "2023-11-15", table)
 """
 
 
 def test_writer_killed_mid_parquet_never_leaves_a_partial_partition(tmp_path: Path) -> None:
-    cold = tmp_path / "cold"
+    cold = open_cold(str(tmp_path / "cold"))
     for attempt, rows in enumerate((200_000, 400_000, 800_000)):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(cold), "KILL", str(rows)])
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, cold.root, "KILL", str(rows)])
         time.sleep(1.5 + 0.37 * attempt)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         table = read_ticks(cold, "KILL", "2023-11-15")
         assert table.num_rows == rows or (attempt > 0 and table.num_rows == (200_000, 400_000)[attempt - 1])
-        visible = sorted(p.name for p in tick_partition(cold, "KILL", "2023-11-15").iterdir() if not p.name.startswith("."))
+        visible = sorted(p.name for p in Path(tick_partition(cold, "KILL", "2023-11-15")).iterdir() if not p.name.startswith("."))
         assert visible == ["part-0.parquet"]
 
 

@@ -101,7 +101,7 @@ def test_migrate_and_materialize_leave_every_host_object_and_row_untouched(
     ingest_a_day(config, store, tmp_path / "ticks.parquet")
     run_cli(config, "materialize")
     conn = connect(host)
-    prune_bars(conn, config.cold_dir, keep_days=0)
+    prune_bars(conn, config.cold, keep_days=0)
     put_result(conn, {"strategy": "sma", "symbol": "HOST"}, b"result bytes")
     assert get_result(conn, {"symbol": "HOST", "strategy": "sma"}).result == b"result bytes"
     conn.close()

@@ -31,7 +31,7 @@ def built(config: Config, store: HotStore) -> Config:
     for name in ("btcusdt", "ethusdt"):
         path = shared_file(BINANCE.format(name))
         Ingestor(config, store, source_id(path)).run(open_feed(path))
-    days = partitions_with_data(store, config.cold_dir)
+    days = partitions_with_data(store, config.cold)
     with DagsterInstance.ephemeral() as instance:
         assert materialize_days(days, instance, resources_for(config)) == []
     return config
@@ -39,7 +39,7 @@ def built(config: Config, store: HotStore) -> Config:
 
 def cold_frame(config: Config, symbol: str, dataset: str) -> pd.DataFrame:
     reader = read_ticks if dataset == "ticks" else read_quotes
-    frames = [reader(config.cold_dir, symbol, d).to_pandas() for d in ("2024-08-08", "2024-08-09")]
+    frames = [reader(config.cold, symbol, d).to_pandas() for d in ("2024-08-08", "2024-08-09")]
     return pd.concat(frames, ignore_index=True)
 
 

@@ -12,6 +12,7 @@ from dagster import DagsterInstance, build_schedule_context, build_sensor_contex
 
 from fractal_assets.bars import compute_bars
 from fractal_assets.cold.parquet import read_partition
+from fractal_assets.cold.store import open_cold
 from fractal_assets.config import Config
 from fractal_assets.hot.store import HotStore
 from fractal_assets.ingest import Ingestor
@@ -76,19 +77,21 @@ def test_retention_moves_old_bars_to_parquet_before_deleting(tmp_path: Path) -> 
     ts = DAY1 + np.arange(0, 40 * DAY_MS, 3_600_000, dtype=np.int64)
     bars = compute_bars(ts, 100 + np.sin(np.arange(len(ts))), np.ones(len(ts)), np.ones(len(ts), dtype=np.int8), "1h")
     replace_bars(conn, "RET", "1h", int(ts[0]), int(ts[-1]) + 1, bars)
-    pruned = prune_bars(conn, tmp_path / "cold", keep_days=30)
+    cold = open_cold(str(tmp_path / "cold"))
+    pruned = prune_bars(conn, cold, keep_days=30)
     cutoff = int(bars["timestamp"].max()) - 30 * DAY_MS
     assert [(p.symbol, p.timeframe, p.rows) for p in pruned] == [("RET", "1h", int((bars["timestamp"] < cutoff).sum()))]
     kept = read_bars(conn, "RET", "1h", 0, 1 << 62)
     assert kept["timestamp"].min() >= cutoff
     exported = pd.concat(
-        read_partition(p, BAR_SCHEMA).to_pandas() for p in sorted((tmp_path / "cold/bars/timeframe=1h/symbol=RET").iterdir())
+        read_partition(cold, str(p), BAR_SCHEMA).to_pandas()
+        for p in sorted((tmp_path / "cold/bars/timeframe=1h/symbol=RET").iterdir())
     )
     pd.testing.assert_frame_equal(
         pd.concat([exported, kept]).reset_index(drop=True), bars.reset_index(drop=True), check_dtype=False
     )
-    assert bar_partition(tmp_path / "cold", "1h", "RET", "2023-11-15").exists()
-    assert prune_bars(conn, tmp_path / "cold", keep_days=30) == []
+    assert Path(bar_partition(cold, "1h", "RET", "2023-11-15")).exists()
+    assert prune_bars(conn, cold, keep_days=30) == []
 
 
 def test_retention_deletes_indicator_rows_older_than_the_window(tmp_path: Path) -> None:

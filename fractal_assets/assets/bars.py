@@ -88,7 +88,7 @@ def build_bars_asset(timeframe: str) -> AssetsDefinition:
     )
     def _bars(context: AssetExecutionContext, warm: WarmTierResource, cold: ColdTierResource) -> MaterializeResult:
         day = symbol_day(context)
-        ticks = read_ticks(cold.path, day.symbol, day.date)
+        ticks = read_ticks(cold.store(), day.symbol, day.date)
         bars = compute_bars(*(ticks.column(c).to_numpy() for c in ("ts", "price", "volume", "side")), timeframe)
         with warm.connection() as conn:
             written = replace_bars(conn, day.symbol, timeframe, day.start, day.end, bars)

@@ -51,8 +51,8 @@ def _structured(table, dtype: np.dtype) -> np.ndarray:
 )
 def microstructure(context: AssetExecutionContext, warm: WarmTierResource, cold: ColdTierResource) -> MaterializeResult:
     day = symbol_day(context)
-    ticks = _structured(read_ticks(cold.path, day.symbol, day.date), TICK_DTYPE)
-    quotes = _structured(read_quotes(cold.path, day.symbol, day.date), QUOTE_DTYPE)
+    ticks = _structured(read_ticks(cold.store(), day.symbol, day.date), TICK_DTYPE)
+    quotes = _structured(read_quotes(cold.store(), day.symbol, day.date), QUOTE_DTYPE)
     tables = [microstructure_table(ticks, quotes, day.start, day.end, w) for w in MICRO_WINDOWS.values()]
     rows = pd.concat(tables, ignore_index=True)
     with warm.connection() as conn:

@@ -20,7 +20,7 @@ from fractal_assets.warm.retention import prune_bars, prune_derived
 )
 def warm_retention(context: AssetExecutionContext, warm: WarmTierResource, cold: ColdTierResource) -> MaterializeResult:
     with warm.connection() as conn:
-        pruned = prune_bars(conn, cold.path, warm.keep_days)
+        pruned = prune_bars(conn, cold.store(), warm.keep_days)
         derived = prune_derived(conn, warm.keep_days)
     frame = pd.DataFrame([p.__dict__ for p in pruned], columns=["symbol", "timeframe", "rows", "cutoff"])
     return MaterializeResult(metadata={

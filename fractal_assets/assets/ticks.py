@@ -16,20 +16,20 @@ from fractal_assets.resources import ColdTierResource, HotTierResource
     group_name="cold_tier",
     kinds={"parquet"},
     description="A symbol's ticks of one UTC day as zstd Parquet, sorted by (ts, arrival sequence), "
-    "at {cold_dir}/ticks/symbol=SYM/date=YYYY-MM-DD/part-0.parquet.",
+    "at {cold_dir}/ticks/symbol=SYM/date=YYYY-MM-DD/part-0.parquet (on object stores part-0.gTIME.parquet).",
 )
 def raw_ticks(context: AssetExecutionContext, hot: HotTierResource, cold: ColdTierResource) -> MaterializeResult:
-    day = symbol_day(context)
-    result = archive_day(hot.store(), cold.path, day, hot.config().retention_ms)
-    table = read_ticks(cold.path, day.symbol, day.date)
+    day, store = symbol_day(context), cold.store()
+    result = archive_day(hot.store(), store, day, hot.config().retention_ms)
+    table = read_ticks(store, day.symbol, day.date)
     return MaterializeResult(metadata={
         "rows": MetadataValue.int(result.rows),
         "from_hot_tier": MetadataValue.int(result.from_hot),
         "previously_archived": MetadataValue.int(result.already_archived),
         "hot_entries_trimmed": MetadataValue.int(result.trimmed_entries),
         "quotes_archived": MetadataValue.int(result.quotes),
-        "bytes": MetadataValue.int(result.path.stat().st_size),
-        "path": MetadataValue.path(str(result.path)),
+        "bytes": MetadataValue.int(store.size(result.path)),
+        "path": MetadataValue.path(store.uri(result.path)),
         **time_range(table.column("ts").to_numpy()),
         "preview": markdown_table(table.slice(0, 10).to_pandas()),
     })

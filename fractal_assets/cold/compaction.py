@@ -4,7 +4,8 @@ Crash safety comes from the order of the steps and from readers that
 deduplicate, not from a manifest:
 
 1. the merged rows are written to a hidden temporary file and fsynced;
-2. it is renamed over ``part-0.parquet`` (atomic) and the directory fsynced;
+2. it becomes the current part-0 (cold.store: renamed over it, or a new
+   object generation) and the directory fsynced;
 3. the other parts are deleted in ascending N order, then the directory fsynced.
 
 Between 2 and 3, part-0 already holds every merged row while part-1.. still
@@ -24,14 +25,11 @@ receive data.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from fractal_assets.cold.parquet import PART, encodings_for, part_files, read_part, write_atomic
+from fractal_assets.cold.parquet import encodings_for, part_files, read_part, write_atomic
+from fractal_assets.cold.store import PART_RE, ColdStore, FileVersion
 
 SORT_KEYS: dict[str, list[str]] = {"seq": ["ts", "seq"], "timestamp": ["timestamp"], "ts": ["ts"]}
 """Row key of a dataset (the first of these columns it has) -> its sort order."""
@@ -55,45 +53,48 @@ def merge_parts(tables: list[pa.Table]) -> pa.Table:
     return rows.sort_by([(c, "ascending") for c in SORT_KEYS[key]])
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make renames and deletions in ``directory`` durable before the next step relies on them."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def part_number(path: str) -> int:
+    return int(PART_RE.match(path.rsplit("/", 1)[-1])[1])
 
 
-def _identity(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
+def part0_version(cold: ColdStore, directory: str) -> FileVersion | None:
+    """The version of the partition's current part-0, None when it has none."""
+    current = [p for p in part_files(cold, directory) if part_number(p) == 0]
+    return cold.version(current[0]) if current else None
 
 
-def compact_partition(directory: Path) -> int:
+def remove_merged(cold: ColdStore, directory: str, numbers: set[int]) -> None:
+    """Delete every file of the merged parts but part-0: by part, then (on object stores)
+    oldest generation first, so a part's current file goes last and the surviving files
+    stay a suffix of the originals."""
+    files = [(int(m[1]), int(m[2] or 0), name) for name in cold.names(directory)
+             if (m := PART_RE.match(name)) and int(m[1]) in numbers - {0}]
+    for _, _, name in sorted(files):
+        cold.remove(f"{directory}/{name}")
+
+
+def compact_partition(cold: ColdStore, directory: str) -> int:
     """Merge the partition's parts into part-0; returns how many parts were merged
     (0 when there was nothing to do or part-0 was replaced meanwhile)."""
-    parts = part_files(directory)
-    if len(parts) < 2 and all(p.name == PART for p in parts):
+    parts = part_files(cold, directory)
+    numbers = {part_number(p) for p in parts}
+    if numbers <= {0}:
         return 0
-    before = _identity(directory / PART)
-    merged = merge_parts([read_part(p) for p in parts])
-    if _identity(directory / PART) != before:
+    before = part0_version(cold, directory)
+    merged = merge_parts([read_part(cold, p) for p in parts])
+    if part0_version(cold, directory) != before:
         return 0
-    write_atomic(directory, merged, encodings_for(merged.schema))
-    _fsync_dir(directory)
-    for part in parts:
-        if part.name != PART:
-            part.unlink(missing_ok=True)
-    _fsync_dir(directory)
+    write_atomic(cold, directory, merged, encodings_for(merged.schema))
+    cold.sync(directory)
+    remove_merged(cold, directory, numbers)
+    cold.sync(directory)
     return len(parts)
 
 
-def compact_all(cold_dir: Path) -> dict[Path, int]:
+def compact_all(cold: ColdStore) -> dict[str, int]:
     """Compact every partition of the cold tier that has more than part-0; returns the
     partitions compacted with their number of merged parts."""
-    directories = sorted({p.parent for p in cold_dir.rglob("part-*.parquet") if p.name != PART})
-    done = {d: compact_partition(d) for d in directories}
+    files = cold.fs.glob(cold.join("**", "part-*.parquet"))
+    directories = sorted({p.rsplit("/", 1)[0] for p in files if PART_RE.match(p.rsplit("/", 1)[1]) and part_number(p)})
+    done = {d: compact_partition(cold, d) for d in directories}
     return {d: n for d, n in done.items() if n}

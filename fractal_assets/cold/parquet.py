@@ -1,28 +1,23 @@
 """Atomic, idempotent Parquet partitions of the cold tier.
 
-A partition directory holds one ``part-0.parquet``. It is written to a
-hidden temporary file in the same directory and renamed over the old one,
-so a reader (or a crash) never sees a half-written partition, and a
-re-run replaces the partition instead of adding to it. Parts beyond part-0
-are merged into it by ``cold.compaction``; readers take them in part order.
+A partition directory holds one current part-0 file. A write replaces it
+as a whole (how, on disk or on an object store: cold.store), so a reader
+(or a crash) never sees a half-written partition, and a re-run replaces
+the partition instead of adding to it. Parts beyond part-0 are merged into
+it by ``cold.compaction``; readers take them in part order.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import uuid
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fractal_assets.cold import decimals
+from fractal_assets.cold.store import PART_RE, ColdStore
 from fractal_assets.validation import normalize_symbol
 
-PART = "part-0.parquet"
-PART_RE = re.compile(r"^part-(\d+)\.parquet$")
 ZSTD_LEVEL = 3
 READ_ATTEMPTS = 3
 
@@ -70,42 +65,43 @@ def encodings_for(schema: pa.Schema) -> dict[str, str] | None:
     return None
 
 
-def tick_partition(cold_dir: Path, symbol: str, date: str, dataset: str = "ticks") -> Path:
-    """``{cold_dir}/{dataset}/symbol=SYM/date=YYYY-MM-DD``; symbol and date are validated first."""
-    return cold_dir / dataset / f"symbol={normalize_symbol(symbol)}" / f"date={np.datetime64(date, 'D')}"
+def tick_partition(cold: ColdStore, symbol: str, date: str, dataset: str = "ticks") -> str:
+    """``{cold}/{dataset}/symbol=SYM/date=YYYY-MM-DD``; symbol and date are validated first."""
+    return cold.join(dataset, f"symbol={normalize_symbol(symbol)}", f"date={np.datetime64(date, 'D')}")
 
 
-def write_atomic(directory: Path, table: pa.Table, encodings: dict[str, str] | None = None) -> Path:
-    """Replace the partition at ``directory`` with ``table``; with ``encodings`` (ticks and
-    quotes), exact float columns are stored as decimals."""
-    directory.mkdir(parents=True, exist_ok=True)
+def to_parquet(table: pa.Table, encodings: dict[str, str] | None = None) -> bytes:
+    """A whole Parquet file in memory, so that nothing is published before it is complete;
+    with ``encodings`` (ticks and quotes), exact float columns are stored as decimals."""
     if encodings:
         table, encodings = decimals.encode(table, encodings)
-    tmp = directory / f".tmp-{uuid.uuid4().hex}"
-    try:
-        pq.write_table(
-            table, tmp, compression="zstd", compression_level=ZSTD_LEVEL,
-            use_dictionary=False if encodings else True, column_encoding=encodings,
-            write_statistics=True, store_decimal_as_integer=True,
-        )
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, directory / PART)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return directory / PART
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table, sink, compression="zstd", compression_level=ZSTD_LEVEL,
+        use_dictionary=False if encodings else True, column_encoding=encodings,
+        write_statistics=True, store_decimal_as_integer=True,
+    )
+    return sink.getvalue().to_pybytes()
 
 
-def part_files(directory: Path) -> list[Path]:
-    """The partition's ``part-N.parquet`` files in N order (part-10 after part-9)."""
-    try:
-        numbers = sorted(int(m[1]) for e in os.scandir(directory) if (m := PART_RE.match(e.name)))
-    except FileNotFoundError:
-        return []
-    return [directory / f"part-{n}.parquet" for n in numbers]
+def write_atomic(cold: ColdStore, directory: str, table: pa.Table, encodings: dict[str, str] | None = None) -> str:
+    """Replace part-0 of the partition at ``directory`` with ``table`` (see cold.store)."""
+    return cold.publish(directory, 0, to_parquet(table, encodings))
 
 
-def read_partition(directory: Path, schema: pa.Schema) -> pa.Table:
+def part_files(cold: ColdStore, directory: str) -> list[str]:
+    """The partition's current part files in part order (part-10 after part-9): on an
+    object store the newest generation of each part."""
+    newest: dict[int, tuple[int, str]] = {}
+    for name in cold.names(directory):
+        if m := PART_RE.match(name):
+            part, generation = int(m[1]), int(m[2] or 0)
+            if generation >= newest.get(part, (-1, ""))[0]:
+                newest[part] = (generation, name)
+    return [f"{directory}/{newest[part][1]}" for part in sorted(newest)]
+
+
+def read_partition(cold: ColdStore, directory: str, schema: pa.Schema) -> pa.Table:
     """All parts of a partition in part order (empty table when there is none).
 
     A part that vanishes between listing and reading was merged into part-0
@@ -113,21 +109,21 @@ def read_partition(directory: Path, schema: pa.Schema) -> pa.Table:
     """
     for _ in range(READ_ATTEMPTS - 1):
         try:
-            return _read_parts(part_files(directory), schema)
+            return _read_parts(cold, part_files(cold, directory), schema)
         except FileNotFoundError:
             continue
-    return _read_parts(part_files(directory), schema)
+    return _read_parts(cold, part_files(cold, directory), schema)
 
 
-def _read_parts(parts: list[Path], schema: pa.Schema) -> pa.Table:
+def _read_parts(cold: ColdStore, parts: list[str], schema: pa.Schema) -> pa.Table:
     if not parts:
         return schema.empty_table()
-    return pa.concat_tables([read_part(p).select(schema.names).cast(schema) for p in parts])
+    return pa.concat_tables([read_part(cold, p).select(schema.names).cast(schema) for p in parts])
 
 
-def read_part(path: Path) -> pa.Table:
+def read_part(cold: ColdStore, path: str) -> pa.Table:
     """One part file with its decimal columns back as float64."""
-    return decimals.decode(pq.read_table(path))
+    return decimals.decode(pq.read_table(pa.BufferReader(cold.read_bytes(path))))
 
 
 def unique_order(ts: np.ndarray, seq: np.ndarray) -> np.ndarray | None:
@@ -153,24 +149,24 @@ def unique_ticks(table: pa.Table) -> pa.Table:
     return table if order is None else table.take(order)
 
 
-def write_ticks(cold_dir: Path, symbol: str, date: str, table: pa.Table) -> Path:
+def write_ticks(cold: ColdStore, symbol: str, date: str, table: pa.Table) -> str:
     """Write one symbol-day of ticks, sorted by (ts, seq)."""
     ordered = table.select(TICK_SCHEMA.names).cast(TICK_SCHEMA).sort_by([("ts", "ascending"), ("seq", "ascending")])
-    return write_atomic(tick_partition(cold_dir, symbol, date), ordered, TICK_ENCODINGS)
+    return write_atomic(cold, tick_partition(cold, symbol, date), ordered, TICK_ENCODINGS)
 
 
-def read_ticks(cold_dir: Path, symbol: str, date: str) -> pa.Table:
+def read_ticks(cold: ColdStore, symbol: str, date: str) -> pa.Table:
     """One symbol-day of archived ticks, sorted by (ts, seq), each seq once even while a
     partition has several parts."""
-    return unique_ticks(read_partition(tick_partition(cold_dir, symbol, date), TICK_SCHEMA))
+    return unique_ticks(read_partition(cold, tick_partition(cold, symbol, date), TICK_SCHEMA))
 
 
-def write_quotes(cold_dir: Path, symbol: str, date: str, table: pa.Table) -> Path:
+def write_quotes(cold: ColdStore, symbol: str, date: str, table: pa.Table) -> str:
     """Write one symbol-day of quotes, sorted by (ts, seq)."""
     ordered = table.select(QUOTE_SCHEMA.names).cast(QUOTE_SCHEMA).sort_by([("ts", "ascending"), ("seq", "ascending")])
-    return write_atomic(tick_partition(cold_dir, symbol, date, "quotes"), ordered, QUOTE_ENCODINGS)
+    return write_atomic(cold, tick_partition(cold, symbol, date, "quotes"), ordered, QUOTE_ENCODINGS)
 
 
-def read_quotes(cold_dir: Path, symbol: str, date: str) -> pa.Table:
+def read_quotes(cold: ColdStore, symbol: str, date: str) -> pa.Table:
     """One symbol-day of archived quotes (empty when the feed had none)."""
-    return read_partition(tick_partition(cold_dir, symbol, date, "quotes"), QUOTE_SCHEMA)
+    return read_partition(cold, tick_partition(cold, symbol, date, "quotes"), QUOTE_SCHEMA)

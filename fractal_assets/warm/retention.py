@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
 from fractal_assets.bars import BAR_COLUMNS
 from fractal_assets.cold.parquet import read_partition, write_atomic
+from fractal_assets.cold.store import ColdStore
 from fractal_assets.partitions import DAY_MS
 from fractal_assets.validation import normalize_symbol
 from fractal_assets.warm.db import write_transaction
@@ -34,23 +34,23 @@ class Pruned:
     cutoff: int
 
 
-def bar_partition(cold_dir: Path, timeframe: str, symbol: str, date: str) -> Path:
-    """``{cold_dir}/bars/timeframe=TF/symbol=SYM/date=YYYY-MM-DD``."""
-    return cold_dir / "bars" / f"timeframe={timeframe}" / f"symbol={normalize_symbol(symbol)}" / f"date={date}"
+def bar_partition(cold: ColdStore, timeframe: str, symbol: str, date: str) -> str:
+    """``{cold}/bars/timeframe=TF/symbol=SYM/date=YYYY-MM-DD``."""
+    return cold.join("bars", f"timeframe={timeframe}", f"symbol={normalize_symbol(symbol)}", f"date={date}")
 
 
-def export_bars(cold_dir: Path, symbol: str, timeframe: str, bars: pd.DataFrame) -> None:
+def export_bars(cold: ColdStore, symbol: str, timeframe: str, bars: pd.DataFrame) -> None:
     """Merge bars into their Parquet day partitions (a newer row replaces an older one)."""
     dates = bars["timestamp"].to_numpy().astype("M8[ms]").astype("M8[D]").astype(str)
     for date, rows in bars.groupby(dates):
-        target = bar_partition(cold_dir, timeframe, symbol, date)
+        target = bar_partition(cold, timeframe, symbol, date)
         new = pa.Table.from_pandas(rows[list(BAR_COLUMNS)], schema=BAR_SCHEMA, preserve_index=False)
-        merged = pa.concat_tables([read_partition(target, BAR_SCHEMA), new]).to_pandas()
+        merged = pa.concat_tables([read_partition(cold, target, BAR_SCHEMA), new]).to_pandas()
         merged = merged.drop_duplicates("timestamp", keep="last").sort_values("timestamp")
-        write_atomic(target, pa.Table.from_pandas(merged, schema=BAR_SCHEMA, preserve_index=False))
+        write_atomic(cold, target, pa.Table.from_pandas(merged, schema=BAR_SCHEMA, preserve_index=False))
 
 
-def prune_bars(conn: sqlite3.Connection, cold_dir: Path, keep_days: int) -> list[Pruned]:
+def prune_bars(conn: sqlite3.Connection, cold: ColdStore, keep_days: int) -> list[Pruned]:
     """Export then delete every bar older than ``keep_days`` before its symbol's newest bar.
 
     Reading, exporting and deleting share one write transaction, so no bar
@@ -68,7 +68,7 @@ def prune_bars(conn: sqlite3.Connection, cold_dir: Path, keep_days: int) -> list
                     f"SELECT {', '.join(BAR_COLUMNS)} FROM fractal_bars WHERE symbol = ? AND timeframe = ? "
                     "AND timestamp < ? ORDER BY timestamp", conn, params=(symbol, timeframe, cutoff),
                 )
-                export_bars(cold_dir, symbol, timeframe, old)
+                export_bars(cold, symbol, timeframe, old)
                 conn.execute(
                     "DELETE FROM fractal_bars WHERE symbol = ? AND timeframe = ? AND timestamp < ?",
                     (symbol, timeframe, cutoff),

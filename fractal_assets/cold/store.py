@@ -1,0 +1,197 @@
+"""Where the cold tier lives: a local directory or an object store, through fsspec.
+
+``FRACTAL_COLD_DIR`` is a path or any fsspec URL (``s3://bucket/prefix`` with
+s3fs installed; endpoint and credentials from the AWS variables). Both are
+read and listed the same way; they differ in how a new version of a file
+becomes visible:
+
+- a local directory writes a hidden temporary file, fsyncs it and renames it
+  over ``part-N.parquet``: atomic, and a reader that opened the old file
+  keeps reading it;
+- an object store has no rename, and overwriting a key under a reader tears
+  its ranged reads. So every write uploads a new object
+  ``part-N.gTTTTTTTTTTTTTTTTTTTT.parquet`` (T: write time in ns) with one
+  atomic PUT, the newest generation of a part is its current file, and a
+  superseded generation is deleted only ``GRACE_S`` after it was superseded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import duckdb
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+PART_RE = re.compile(r"^part-(\d+)(?:\.g(\d{20}))?\.parquet$")
+"""A part file: part number, and on object stores the generation (write time in ns)."""
+GRACE_S = 600.0
+"""How long a superseded object stays readable: longer than any read of one partition."""
+REMOTE_OPTIONS = {"use_listings_cache": False, "default_cache_type": "none"}
+"""Lists must see the newest generation at once; DuckDB's ranged reads need no read-ahead."""
+
+
+@dataclass(frozen=True)
+class FileVersion:
+    """What identifies one state of a file: it changes whenever the file is rewritten."""
+
+    identity: str
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class ColdStore:
+    """The cold tier's root on its filesystem; paths are '/'-joined strings under ``root``."""
+
+    fs: fsspec.AbstractFileSystem
+    root: str
+
+    @property
+    def local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
+
+    def join(self, *parts: str) -> str:
+        return "/".join((self.root, *parts))
+
+    def uri(self, path: str) -> str:
+        """The path as DuckDB names it: plain when local, with the protocol otherwise."""
+        return path if self.local else self.fs.unstrip_protocol(path)
+
+    def names(self, directory: str) -> list[str]:
+        """Names of the entries of ``directory`` (none when it does not exist)."""
+        if self.local:
+            try:
+                return [entry.name for entry in os.scandir(directory)]
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        try:
+            return [path.rstrip("/").rsplit("/", 1)[-1] for path in self.fs.ls(directory, detail=False)]
+        except FileNotFoundError:
+            return []
+
+    def read_bytes(self, path: str) -> bytes:
+        return self.fs.cat_file(path)
+
+    def exists(self, path: str) -> bool:
+        return self.fs.exists(path)
+
+    def size(self, path: str) -> int:
+        return self.fs.size(path)
+
+    def remove(self, path: str) -> None:
+        try:
+            self.fs.rm_file(path)
+        except FileNotFoundError:
+            pass
+
+    def version(self, path: str) -> FileVersion | None:
+        """Local files are replaced by rename under the same name, so their inode, size and
+        mtime tell versions apart; every object-store write has a name of its own."""
+        if self.local:
+            return file_version(path)
+        return FileVersion(path, 0) if self.fs.exists(path) else None
+
+    def put(self, path: str, data: bytes) -> None:
+        """Write a whole file that readers see complete or not at all."""
+        if self.local:
+            _replace_local(path, data)
+        else:
+            self.fs.pipe_file(path, data)
+
+    def publish(self, directory: str, part: int, data: bytes) -> str:
+        """Make ``data`` the current content of part ``part`` of ``directory``; returns its path."""
+        if self.local:
+            path = f"{directory}/part-{part}.parquet"
+            self.put(path, data)
+            return path
+        path = f"{directory}/part-{part}.g{time.time_ns():020d}.parquet"
+        self.put(path, data)
+        self._drop_superseded(directory, part)
+        return path
+
+    def files(self) -> list[str]:
+        """Every file of the tier but hidden ones (temporary files, health probes), as paths
+        relative to the root."""
+        found = self.fs.find(self.root) if self.fs.exists(self.root) else []
+        relative = (p[len(self.root) + 1:] for p in found)
+        return sorted(r for r in relative if not any(part.startswith(".") for part in r.split("/")))
+
+    def sync(self, directory: str) -> None:
+        """Make renames and deletions in a local ``directory`` durable (objects already are)."""
+        if self.local:
+            fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def writable(self) -> bool:
+        """Whether a file can be created (and removed) at the root."""
+        probe = self.join(f".health-{uuid.uuid4().hex}")
+        try:
+            self.fs.makedirs(self.root, exist_ok=True)
+            self.fs.pipe_file(probe, b"")
+            self.fs.rm_file(probe)
+            return True
+        except OSError:
+            return False
+
+    def _drop_superseded(self, directory: str, part: int) -> None:
+        """Delete generations of the part superseded more than ``GRACE_S`` ago."""
+        generations = sorted(int(m[2] or 0) for name in self.names(directory)
+                             if (m := PART_RE.match(name)) and int(m[1]) == part)
+        cutoff = time.time_ns() - int(GRACE_S * 1e9)
+        for older, newer in zip(generations, generations[1:]):
+            if newer < cutoff:
+                suffix = f".g{older:020d}" if older else ""
+                self.remove(f"{directory}/part-{part}{suffix}.parquet")
+
+
+def file_version(path: str) -> FileVersion | None:
+    """A local file's inode, size and mtime (None when it does not exist)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return FileVersion(f"{path}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}", st.st_mtime_ns)
+
+
+def _replace_local(path: str, data: bytes) -> None:
+    """Write a hidden temporary file beside ``path``, fsync it and rename it over ``path``."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@lru_cache(maxsize=8)
+def open_cold(location: str) -> ColdStore:
+    """The store of ``FRACTAL_COLD_DIR``: a local path, or an fsspec URL such as s3://bucket/prefix."""
+    if "://" not in location or location.startswith("file://"):
+        return ColdStore(LocalFileSystem(), str(Path(location.removeprefix("file://")).resolve()))
+    fs, root = fsspec.url_to_fs(location, **REMOTE_OPTIONS)
+    return ColdStore(fs, root.rstrip("/"))
+
+
+@lru_cache(maxsize=8)
+def duckdb_for(store: ColdStore) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that reads the store's files: an object store is registered as an
+    fsspec filesystem, so DuckDB needs no extension download."""
+    con = duckdb.connect()
+    if not store.local:
+        con.register_filesystem(store.fs)
+    return con
