@@ -8,11 +8,13 @@ from fractal_assets.assets.bars import BAR_ASSETS
 from fractal_assets.assets.health import health_job, health_schedule, hot_tier_health, hot_tier_metrics
 from fractal_assets.assets.hot import HOT_TIER_SPECS
 from fractal_assets.assets.indicators import INDICATOR_ASSETS
-from fractal_assets.assets.maintenance import warm_retention
+from fractal_assets.assets.maintenance import cold_compaction, warm_retention
 from fractal_assets.assets.ticks import raw_ticks
 from fractal_assets.orchestration import (
+    cold_compaction_job,
     finalize_yesterday,
     hot_tier_sensor,
+    nightly_compaction,
     nightly_retention,
     tick_pipeline_job,
     warm_retention_job,
@@ -20,10 +22,10 @@ from fractal_assets.orchestration import (
 from fractal_assets.resources import resources_from_env
 
 defs = Definitions(
-    assets=[*HOT_TIER_SPECS, raw_ticks, *BAR_ASSETS, *INDICATOR_ASSETS, warm_retention],
+    assets=[*HOT_TIER_SPECS, raw_ticks, *BAR_ASSETS, *INDICATOR_ASSETS, warm_retention, cold_compaction],
     asset_checks=[hot_tier_health],
-    jobs=[tick_pipeline_job, warm_retention_job, health_job],
+    jobs=[tick_pipeline_job, warm_retention_job, cold_compaction_job, health_job],
     sensors=[hot_tier_sensor, hot_tier_metrics],
-    schedules=[finalize_yesterday, nightly_retention, health_schedule],
+    schedules=[finalize_yesterday, nightly_retention, nightly_compaction, health_schedule],
     resources=resources_from_env(),
 )

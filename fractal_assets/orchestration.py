@@ -19,7 +19,7 @@ from dagster import (
 
 from fractal_assets.assets.bars import BAR_ASSETS
 from fractal_assets.assets.indicators import INDICATOR_ASSETS
-from fractal_assets.assets.maintenance import warm_retention
+from fractal_assets.assets.maintenance import cold_compaction, warm_retention
 from fractal_assets.assets.ticks import raw_ticks
 from fractal_assets.hot.store import EntrySpan, utc_days
 from fractal_assets.partitions import DAY_MS, SymbolDay, day_start_ms, symbol_partitions
@@ -35,6 +35,7 @@ tick_pipeline_job = define_asset_job(
 )
 
 warm_retention_job = define_asset_job("warm_retention_job", selection=AssetSelection.assets(warm_retention))
+cold_compaction_job = define_asset_job("cold_compaction_job", selection=AssetSelection.assets(cold_compaction))
 
 
 def closed_days(spans: list[EntrySpan], newest_ts: int) -> tuple[dict[str, bytes], bytes | None]:
@@ -107,3 +108,14 @@ def finalize_yesterday(context: ScheduleEvaluationContext):
 def nightly_retention(context: ScheduleEvaluationContext):
     """Prune the warm tier after the day's partitions are final."""
     return RunRequest(run_key=f"retention|{context.scheduled_execution_time.date()}")
+
+
+@schedule(
+    job=cold_compaction_job,
+    cron_schedule="30 1 * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+)
+def nightly_compaction(context: ScheduleEvaluationContext):
+    """Compact the cold tier once the day's archives and retention exports are written."""
+    return RunRequest(run_key=f"compaction|{context.scheduled_execution_time.date()}")

@@ -8,17 +8,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from dagster import DagsterInstance, build_schedule_context, build_sensor_context, instance_for_test
+import pyarrow as pa
+from dagster import DagsterInstance, build_schedule_context, build_sensor_context, instance_for_test, materialize
 
 from fractal_assets.bars import compute_bars
-from fractal_assets.cold.parquet import read_partition
+from fractal_assets.assets.maintenance import cold_compaction
+from fractal_assets.cold.parquet import TICK_ENCODINGS, TICK_SCHEMA, read_partition, read_ticks, tick_partition, to_parquet, write_ticks
 from fractal_assets.cold.store import open_cold
 from fractal_assets.config import Config
 from fractal_assets.hot.store import HotStore
 from fractal_assets.ingest import Ingestor
-from fractal_assets.orchestration import CLOSE_GRACE_MS, finalize_yesterday, hot_tier_sensor
+from fractal_assets.orchestration import CLOSE_GRACE_MS, finalize_yesterday, hot_tier_sensor, nightly_compaction
 from fractal_assets.partitions import DAY_MS
-from fractal_assets.resources import resources_for
+from fractal_assets.resources import ColdTierResource, resources_for
 from fractal_assets.ticks import FeedChunk, RawTrades
 from fractal_assets.warm.bars import read_bars, replace_bars
 from fractal_assets.warm.db import connect
@@ -109,3 +111,27 @@ def test_retention_deletes_indicator_rows_older_than_the_window(tmp_path: Path) 
     assert prune_derived(conn, keep_days=30) == {"fractal_microstructure": 1, "fractal_indicator_values": 1}
     left = [r[0] for r in conn.execute("SELECT timestamp FROM fractal_microstructure ORDER BY timestamp")]
     assert left == stamps[1:]
+
+
+def ticks_with_seq(seq: np.ndarray) -> pa.Table:
+    n = len(seq)
+    return pa.table({"ts": DAY1 + seq * 1000, "price": 100 + seq / 100, "volume": np.ones(n), "side": np.ones(n, np.int8),
+                     "seq": seq}, schema=TICK_SCHEMA)
+
+
+def test_the_nightly_compaction_merges_the_parts_of_each_partition(tmp_path: Path) -> None:
+    cold = open_cold(str(tmp_path / "cold"))
+    directory = tick_partition(cold, "CMPA", "2023-11-15")
+    write_ticks(cold, "CMPA", "2023-11-15", ticks_with_seq(np.arange(0, 60)))
+    cold.put(f"{directory}/part-1.parquet", to_parquet(ticks_with_seq(np.arange(40, 100)), TICK_ENCODINGS))
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([cold_compaction], instance=instance,
+                             resources={"cold": ColdTierResource(root=str(tmp_path / "cold"))})
+        assert result.success
+        metadata = result.asset_materializations_for_node("cold_compaction")[0].metadata
+    assert metadata["partitions_compacted"].value == 1
+    assert sorted(p.name for p in Path(directory).iterdir()) == ["part-0.parquet"]
+    assert read_ticks(cold, "CMPA", "2023-11-15").column("seq").to_pylist() == list(range(100))
+    request = nightly_compaction(build_schedule_context(
+        scheduled_execution_time=dt.datetime(2023, 11, 16, 1, 30, tzinfo=dt.timezone.utc)))
+    assert request.run_key == "compaction|2023-11-16"

@@ -1,9 +1,10 @@
-"""Housekeeping assets: warm-tier retention."""
+"""Housekeeping assets: warm-tier retention and cold-tier compaction."""
 
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from fractal_assets.assets.bars import BAR_ASSETS, WARM_POOL
+from fractal_assets.cold.compaction import compact_all
 from fractal_assets.metadata import markdown_table
 from fractal_assets.resources import ColdTierResource, WarmTierResource
 from fractal_assets.warm.retention import prune_bars, prune_derived
@@ -27,4 +28,21 @@ def warm_retention(context: AssetExecutionContext, warm: WarmTierResource, cold:
         "rows_moved": MetadataValue.int(int(frame["rows"].sum())),
         "moved": markdown_table(frame, rows=50),
         **{f"{table}_deleted": MetadataValue.int(n) for table, n in derived.items()},
+    })
+
+
+@asset(
+    group_name="maintenance",
+    kinds={"parquet"},
+    description="Merges the part files of every cold-tier partition that has more than part-0 (e.g. files "
+    "added by another tool) into one part-0 (cold.compaction). Scheduled after the day's partitions are final, "
+    "as compaction must not race a writer of the same partition.",
+)
+def cold_compaction(context: AssetExecutionContext, cold: ColdTierResource) -> MaterializeResult:
+    store = cold.store()
+    merged = compact_all(store)
+    frame = pd.DataFrame({"partition": [store.uri(d) for d in merged], "parts_merged": list(merged.values())})
+    return MaterializeResult(metadata={
+        "partitions_compacted": MetadataValue.int(len(merged)),
+        "compacted": markdown_table(frame, rows=50),
     })
