@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
+import redis
 
 from fractal_assets.config import Config
 from fractal_assets.feeds import FORMATS, open_feed
@@ -324,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"fractal: error: {exc}", file=sys.stderr)
         return 2
+    except redis.RedisError as exc:
+        print(f"fractal: error: Redis at FRACTAL_REDIS_URL: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

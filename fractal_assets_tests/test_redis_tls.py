@@ -218,15 +218,17 @@ def test_ingest_over_tls_lands_in_the_tls_server(tls_redis: TlsRedis, use_url, t
 
 
 def test_wrong_password_fails_with_a_clear_error_that_hides_the_password(
-    tls_redis: TlsRedis, use_url, tmp_path: Path
+    tls_redis: TlsRedis, use_url, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     wrong = "not-" + secrets.token_hex(8)
     use_url(tls_redis.url(password=wrong, ca=tls_redis.ca))
     config = Config.from_env(data_dir=tmp_path / "data")
     with pytest.raises(redis.AuthenticationError, match="invalid username-password pair") as caught:
         open_store(config).client.ping()
-    with pytest.raises(redis.AuthenticationError, match="invalid username-password pair"):
-        main(["--data-dir", str(config.data_dir), *sim_args(int(time.time() * 1000))])
+    assert main(["--data-dir", str(config.data_dir), *sim_args(int(time.time() * 1000))]) == 1
+    said = capsys.readouterr().err
+    assert "fractal: error: Redis at FRACTAL_REDIS_URL: AuthenticationError: invalid username-password pair" in said
+    assert wrong not in said and tls_redis.password not in said
     assert wrong not in str(caught.value) and tls_redis.password not in str(caught.value)
     health = check_health(config)
     assert not health.redis_connected and "redis_connected failed" in health.problems
