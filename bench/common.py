@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import redis
 
 from fractal_assets.config import Config
-from fractal_assets.hot.connection import ensure_embedded_redis, stop_embedded_redis
+from fractal_assets.hot.connection import client_for, ensure_embedded_redis, stop_embedded_redis
 
 
 def synthetic_ticks(n: int, symbols: tuple[str, ...] = ("AAA", "BBB", "CCC"), seed: int = 0) -> pd.DataFrame:
@@ -53,7 +52,7 @@ def bench_config() -> Iterator[Config]:
         try:
             yield config
         finally:
-            client = redis.Redis.from_url(config.redis_url)
+            client = client_for(config.redis_url)
             for batch in _chunks(list(client.scan_iter(match=f"{config.key_prefix}*", count=1000)), 1000):
                 client.delete(*batch)
             if embedded:

@@ -10,8 +10,8 @@ import redis
 
 from bench.common import bench_config, synthetic_ticks
 from fractal_assets.feeds import open_feed
+from fractal_assets.hot.connection import open_store
 from fractal_assets.hot.keys import Keys
-from fractal_assets.hot.store import HotStore
 from fractal_assets.ingest import Ingestor
 
 TICKS = 2_000_000
@@ -39,12 +39,11 @@ def run() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp, bench_config() as config:
         path = Path(tmp) / "ticks.parquet"
         frame.to_parquet(path, index=False)
-        client = redis.Redis.from_url(config.redis_url)
-        store = HotStore(client, Keys(config.key_prefix))
+        store = open_store(config)
         report = Ingestor(config, store, "bench").run(open_feed(path))
         assert report.total_accepted == TICKS, report
         fast = report.total_accepted / report.seconds
-        naive = naive_xadd(client, store.keys, frame.head(NAIVE_TICKS))
+        naive = naive_xadd(store.client, store.keys, frame.head(NAIVE_TICKS))
     return {
         "ingest_ticks_per_s": fast,
         "naive_xadd_ticks_per_s": naive,

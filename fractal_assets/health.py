@@ -9,11 +9,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from fractal_assets.config import Config
-from fractal_assets.hot.connection import embedded_socket
+from fractal_assets.hot.connection import client_for, embedded_socket, primaries
 from fractal_assets.hot.keys import Keys
-from fractal_assets.hot.store import HotStore
+from fractal_assets.hot.store import Client, HotStore
 from fractal_assets.warm.schema import current_version
 
 MB = 1024 * 1024
@@ -24,7 +25,7 @@ class Health:
     redis_connected: bool
     sqlite_accessible: bool
     memory_usage_mb: float | None
-    """Memory Redis uses for the whole server."""
+    """Memory Redis uses, summed over every primary of a cluster."""
     tick_lag_ms: int | None
     """Wall clock minus the newest stored tick's event time, over all symbols."""
     cache_hit_rate: float | None
@@ -38,10 +39,25 @@ class Health:
         return asdict(self)
 
 
-def _client(config: Config) -> redis.Redis:
+def _client(config: Config) -> Client:
     """A client that does not start the embedded server: health must see it down."""
     url = config.redis_url or f"unix://{embedded_socket(config.data_dir)}"
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    return client_for(url, socket_connect_timeout=2, socket_timeout=5)
+
+
+def _connected_store(config: Config) -> HotStore | None:
+    """The hot tier if Redis answers, else None (a cluster client already fails to connect)."""
+    try:
+        store = HotStore(_client(config), Keys(config.key_prefix))
+        store.client.ping()
+        return store
+    except (redis.RedisError, RedisClusterException, OSError):
+        return None
+
+
+def memory_mb(store: HotStore) -> float:
+    """Memory of every primary: INFO answers for one server, a cluster has several."""
+    return round(sum(node.info("memory")["used_memory"] for node in primaries(store.client)) / MB, 3)
 
 
 def _sqlite_ok(config: Config) -> bool:
@@ -71,16 +87,12 @@ def backlog(store: HotStore) -> int:
 
 def check_health(config: Config) -> Health:
     """Every check, never raising: a failed component is reported, not thrown."""
-    store = HotStore(_client(config), Keys(config.key_prefix))
-    try:
-        store.client.ping()
-        connected = True
-    except (redis.ConnectionError, redis.TimeoutError, OSError):
-        connected = False
+    store = _connected_store(config)
+    connected = store is not None
     health = Health(
         redis_connected=connected,
         sqlite_accessible=_sqlite_ok(config),
-        memory_usage_mb=round(store.client.info("memory")["used_memory"] / MB, 3) if connected else None,
+        memory_usage_mb=memory_mb(store) if connected else None,
         tick_lag_ms=None,
         cache_hit_rate=hit_rate(store) if connected else None,
         cold_writable=config.cold.writable(),

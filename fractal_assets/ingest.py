@@ -2,9 +2,10 @@
 
 Ticks are grouped per symbol into micro-batches of ``batch_size`` ticks; a
 partial batch is flushed once it is ``flush_ms`` old, before the feed is
-waited on, and at the end. Each flush is one atomic Redis commit that also
-moves the restart checkpoints, so a restart resumes exactly after what was
-stored: no tick twice, none lost.
+waited on, and at the end. Each flush is one Redis commit that also moves
+the restart checkpoints (per symbol, then per source; see
+:meth:`HotStore.commit`), so a restart resumes exactly after what was stored:
+no tick twice, none lost.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -253,7 +254,6 @@ class Ingestor:
         progress = SourceCheckpoint(handled=min(waiting) - 1 if waiting else self._last_seq, rejected=self._last_seq)
         if not (blocks or quote_blocks or self._rejections or self._books) and progress == self._committed:
             return
-        progress = replace(progress, commits=self._committed.commits + 1)
         self.store.commit_retrying(
             self.source_id, blocks, quote_blocks, self._states, self._rejections, self._books, progress
         )

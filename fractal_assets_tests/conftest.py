@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from fractal_assets.config import Config
-from fractal_assets.hot.connection import ensure_embedded_redis, stop_embedded_redis
+from fractal_assets.hot.connection import client_for, ensure_embedded_redis, stop_embedded_redis
 from fractal_assets.hot.keys import Keys
 from fractal_assets.hot.store import HotStore
 
@@ -65,7 +65,7 @@ def private_prefix(redis_url: str) -> Iterator[str]:
     """A key prefix no other test uses; its keys are deleted afterwards."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     yield prefix
-    client = redis.Redis.from_url(redis_url)
+    client = client_for(redis_url)
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
     if keys:
         client.delete(*keys)

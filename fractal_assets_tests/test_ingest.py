@@ -64,7 +64,7 @@ def test_generic_csv_reaches_redis_exactly_with_sides_and_order(config: Config, 
         assert np.array_equal(got["volume"], rows["volume"].to_numpy())
         assert got["side"].tolist() == rows["side"].tolist()
     assert store.symbols() == ["AAA", "BBB"]
-    assert store.rejected_counts() == {}
+    assert store.rejected_counts(source_id(path)) == {}
 
 
 def test_micro_batches_hold_batch_size_ticks(config: Config, store: HotStore, tmp_path: Path) -> None:
@@ -91,10 +91,10 @@ def test_every_rejection_reason_is_counted_and_dead_lettered(config: Config, sto
         "2023-11-14T22:13:20.009Z,good,11,2,\n"  # 9 ok: ISO time, lower-case symbol, side inferred (uptick)
     )
     run_ingest(config, path)
-    assert store.rejected_counts() == {
+    assert store.rejected_counts(source_id(path)) == {
         "unparseable": 2, "bad_price": 2, "bad_volume": 1, "bad_side": 1, "bad_symbol": 1, "ts_backwards": 1,
     }
-    assert set(store.rejected_counts()) == set(REASONS) - {BAD_QUOTE, TS_OUT_OF_RANGE}
+    assert set(store.rejected_counts(source_id(path))) == set(REASONS) - {BAD_QUOTE, TS_OUT_OF_RANGE}
     letters = store.client.xrange(store.keys.dead_letter())
     assert sorted((int(f[b"seq"]), f[b"reason"].decode()) for _, f in letters) == [
         (1, "unparseable"), (2, "unparseable"), (3, "bad_price"), (4, "bad_price"), (5, "bad_volume"),
@@ -132,7 +132,7 @@ def test_interrupted_run_resumes_exactly_where_it_stopped(config: Config, store:
     assert report.total_accepted == len(frame) - partial
     for symbol, rows in frame.groupby("symbol"):
         assert stored(store, symbol)["ts"].tolist() == rows["ts"].tolist()
-    assert store.rejected_counts() == {"unparseable": 1}
+    assert store.rejected_counts(source_id(path)) == {"unparseable": 1}
 
 
 def test_killed_process_restarts_without_loss_or_duplicates(config: Config, store: HotStore, tmp_path: Path) -> None:

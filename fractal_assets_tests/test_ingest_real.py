@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fractal_assets.cli import source_id
 from fractal_assets.config import Config
 from fractal_assets.hot.store import HotStore
 from fractal_assets_tests.conftest import shared_file
@@ -31,7 +32,7 @@ def test_real_file_ingests_every_trade_exactly_once(
     if buys is not None:
         assert int((ticks["side"] == 1).sum()) == buys
     assert np.isin(ticks["side"], [1, -1]).all()
-    assert store.rejected_counts() == {}
+    assert store.rejected_counts(source_id(path)) == {}
     run_ingest(config, path)
     assert len(store.read_ticks(symbol).ticks) == trades, "a second run of the same file adds nothing"
 

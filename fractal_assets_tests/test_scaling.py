@@ -1,6 +1,7 @@
 """The scale-out path (docs/scaling.md) on real services: the Dagster instance on PostgreSQL
-and Redis keys that a Redis Cluster can place (one hash slot per symbol). The cold tier on
-S3 is tested in test_cold_object_store.py.
+and Redis keys and commits that a Redis Cluster can place (one hash slot per symbol or
+source). The hot tier on a real Redis Cluster is tested in test_redis_cluster.py, the cold
+tier on S3 in test_cold_object_store.py.
 
 The PostgreSQL test skips with a reason when dagster-postgres is not installed or no
 server answers on ``DAGSTER_PG_HOST:DAGSTER_PG_PORT`` (default 127.0.0.1:5432).
@@ -130,38 +131,46 @@ def test_a_partition_run_and_its_materializations_are_stored_in_postgresql(
     assert not (home / "history" / "runs.db").exists(), "no SQLite run storage was created beside the yaml"
 
 
-def key_builders() -> tuple[dict[str, int], dict[str, int]]:
-    """``Keys`` methods that build a key of one symbol (first parameter ``symbol``) and the
-    deployment-wide ones, each with its number of arguments."""
-    per_symbol, global_ = {}, {}
+def key_builders() -> dict[str, dict[str, int]]:
+    """``Keys`` methods by family, each with its number of arguments: ``symbol`` builds a key
+    of one symbol (first parameter ``symbol``), ``source`` one of a source's bookkeeping (first
+    parameter ``source_id``, except the untagged ingest metrics), ``global`` the rest."""
+    families: dict[str, dict[str, int]] = {"symbol": {}, "source": {}, "global": {}}
     for name, method in inspect.getmembers(Keys, inspect.isfunction):
         params = list(inspect.signature(method).parameters)[1:]
-        if not name.startswith("_"):
-            (per_symbol if params[:1] == ["symbol"] else global_)[name] = len(params)
-    return per_symbol, global_
+        if name.startswith("_"):
+            continue
+        family = {"symbol": "symbol", "source_id": "source"}.get(params[0] if params else "", "global")
+        families["global" if name == "ingest_metrics" else family][name] = len(params)
+    return families
 
 
 def global_family(key: str, keys: Keys) -> str | None:
     """The ``Keys`` method that builds this deployment-wide key, if any: an exact match for a
-    method without arguments, a prefix match (``ckpt:source:``...) for one with an id."""
-    for name, arity in key_builders()[1].items():
+    method without arguments, a prefix match (``metrics:ingest:``...) for one with an id."""
+    for name, arity in key_builders()["global"].items():
         built = getattr(keys, name)(*[""] * arity)
         if key == built or (arity and key.startswith(built)):
             return name
     return None
 
 
-def test_every_per_symbol_key_carries_the_symbol_hash_tag_and_shares_its_slot() -> None:
+@pytest.mark.parametrize(("family", "tags"), [("symbol", ("BTCUSDT", "XRP_ETH", "ES.FUT")),
+                                               ("source", ("sim:0123456789abcdef", "file:slots", "bench"))])
+def test_every_key_of_a_symbol_or_a_source_carries_its_hash_tag_and_shares_its_slot(
+    family: str, tags: tuple[str, ...]
+) -> None:
     keys = Keys("deploy:")
-    builders = key_builders()[0]
-    assert {"ticks", "quotes", "order_book", "indicator", "checkpoint", "archived"} <= set(builders)
-    for symbol in ("BTCUSDT", "XRP_ETH", "ES.FUT"):
+    builders = key_builders()[family]
+    assert {"symbol": {"ticks", "quotes", "order_book", "indicator", "checkpoint", "archived"},
+            "source": {"source_checkpoint", "rejected_counts"}}[family] <= set(builders)
+    for tag in tags:
         slots = set()
         for name, arity in builders.items():
-            key = getattr(keys, name)(symbol, *["x"] * (arity - 1))
-            assert TAG.findall(key) == [symbol], (name, key)
+            key = getattr(keys, name)(tag, *["x"] * (arity - 1))
+            assert TAG.findall(key) == [tag], (name, key)
             slots.add(key_slot(key.encode()))
-        assert slots == {key_slot(f"{{{symbol}}}".encode())}, symbol
+        assert slots == {key_slot(f"{{{tag}}}".encode())}, tag
 
 
 def test_a_brace_in_the_key_prefix_would_take_the_place_of_the_symbol_tag() -> None:
@@ -170,45 +179,74 @@ def test_a_brace_in_the_key_prefix_would_take_the_place_of_the_symbol_tag() -> N
     assert key_slot(keys.ticks("BTCUSDT").encode()) == key_slot(keys.ticks("ETHUSDT").encode()) == key_slot(b"{eu}")
 
 
+def test_a_brace_in_a_source_id_is_refused() -> None:
+    with pytest.raises(ValueError, match="no braces"):
+        Keys().source_checkpoint("file:{x}")
+
+
 @dataclass(frozen=True)
 class Sent:
-    """One pipeline sent to Redis: MULTI/EXEC or not, and the key of each command."""
+    """One pipeline or command sent to Redis: its atomic units (a MULTI/EXEC, an EVAL or a
+    single command, each as the keys it touches) in the order sent."""
 
-    transaction: bool
-    keys: tuple[str, ...]
+    units: tuple[tuple[str, ...], ...]
 
 
-def record_pipelines(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
-    """Keys of every pipeline executed from now on (each command's first argument is its key)."""
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _unit(args: tuple) -> tuple[str, ...]:
+    """The keys of one command: an EVAL's declared KEYS, else its first argument."""
+    if args[0] == "EVAL":
+        return tuple(_text(k) for k in args[3:3 + int(args[2])])
+    return (_text(args[1]),)
+
+
+def record_writes(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
+    """Every pipeline and single command sent from now on, as atomic units."""
     sent: list[Sent] = []
-    execute = redis.client.Pipeline.execute
+    execute, command = redis.client.Pipeline.execute, redis.Redis.execute_command
 
-    def recording(pipe: redis.client.Pipeline, raise_on_error: bool = True):
-        keys = tuple(args[1].decode() if isinstance(args[1], bytes) else str(args[1]) for args, _ in pipe.command_stack)
-        sent.append(Sent(pipe.transaction, keys))
+    def pipeline(pipe: redis.client.Pipeline, raise_on_error: bool = True):
+        units = tuple(_unit(args) for args, _ in pipe.command_stack)
+        if pipe.transaction and units:
+            units = (tuple(key for unit in units for key in unit),)
+        sent.append(Sent(units))
         return execute(pipe, raise_on_error)
 
-    monkeypatch.setattr(redis.client.Pipeline, "execute", recording)
+    def single(client: redis.Redis, *args, **options):
+        if len(args) > 1:
+            sent.append(Sent((_unit(args),)))
+        return command(client, *args, **options)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline)
+    monkeypatch.setattr(redis.Redis, "execute_command", single)
     return sent
 
 
 def owner(key: str, keys: Keys, symbols: set[str]) -> str:
-    """The ``Keys`` method of a deployment-wide key, else the symbol whose slot the key lives in."""
+    """The ``Keys`` method of a deployment-wide key, else the symbol or source whose slot the key lives in."""
     family = global_family(key, keys)
     if family is not None:
-        assert not TAG.search(key), key
+        tags = TAG.findall(key)
+        assert not tags or global_family(tags[0], keys) is not None, f"{key}: tagged, but not with a global key's name"
         return family
     tags = TAG.findall(key)
-    assert len(tags) == 1 and tags[0] in symbols, f"untagged or unknown per-symbol key {key}"
+    assert len(tags) == 1, f"untagged key {key}"
     assert key_slot(key.encode()) == key_slot(f"{{{tags[0]}}}".encode())
     return tags[0]
 
 
-def test_an_ingest_commit_touches_one_slot_per_symbol_plus_the_global_keys(
+def test_every_write_of_an_ingest_commit_stays_in_one_slot(
     config: Config, store: HotStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """What lets a Redis Cluster take the commit (test_redis_cluster.py runs it on one): each
+    atomic unit is one symbol's keys or one source's, while one pipeline still carries the
+    writes of every symbol of a commit."""
     symbols = {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
-    sent = record_pipelines(monkeypatch)
+    sources = {"sim:slots", "file:slots"}
+    sent = record_writes(monkeypatch)
     spec = SimulatorSpec(symbols=tuple(sorted(symbols)), rate=50, duration_s=30, start_ms=START_MS, seed=5)
     Ingestor(config, store, "sim:slots").run(simulate(spec))
     csv = tmp_path / "ticks.csv"
@@ -216,19 +254,14 @@ def test_an_ingest_commit_touches_one_slot_per_symbol_plus_the_global_keys(
                    f"{START_MS + 60_000},BTCUSDT,10,1,1\n{START_MS + 60_001},ETHUSDT,-5,1,1\n")
     Ingestor(config, store, "file:slots").run(open_feed(csv))
 
-    commits = [s for s in sent if s.transaction and s.keys]
-    assert commits, "ingest commits in MULTI/EXEC transactions"
-    global_families: set[str] = set()
-    spans = []
-    for commit in commits:
-        owners = {key: owner(key, store.keys, symbols) for key in commit.keys}
-        per_symbol = {key: o for key, o in owners.items() if o in symbols}
-        commit_symbols = set(per_symbol.values())
-        assert len({key_slot(k.encode()) for k in per_symbol}) == len(commit_symbols), "one slot per symbol"
-        global_families |= set(owners.values()) - symbols
-        spans.append(len(commit_symbols))
-    assert {"symbols", "dead_letter", "rejected_counts", "accepted_counts", "source_checkpoint"} <= global_families
-    assert max(spans) == len(symbols), "a commit spans every symbol's slot: one cluster transaction cannot hold it"
+    owners: set[str] = set()
+    for pipe in sent:
+        for unit in pipe.units:
+            assert len({key_slot(key.encode()) for key in unit}) == 1, f"a unit spans slots: {unit}"
+            owners |= {owner(key, store.keys, symbols) for key in unit}
+    assert owners >= symbols | sources | {"symbols", "ingest_metrics"}
+    spans = [len({owner(unit[0], store.keys, symbols) for unit in pipe.units} & symbols) for pipe in sent]
+    assert max(spans) == len(symbols), "one pipeline carries the writes of every symbol of a commit"
 
     stored = [k.decode() for k in store.client.scan_iter(match=f"{store.keys.prefix}*", count=1000)]
-    assert {owner(key, store.keys, symbols) for key in stored} >= symbols | {"symbols", "source_checkpoint"}
+    assert {owner(key, store.keys, symbols) for key in stored} >= symbols | sources | {"symbols"}

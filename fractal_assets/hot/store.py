@@ -1,19 +1,22 @@
-"""Reading and writing the hot tier in Redis.
+"""Reading and writing the hot tier in Redis, one server or a Redis Cluster alike.
 
-A commit is one MULTI/EXEC transaction holding the tick entries, the
-dead letters and the checkpoints that say how far each symbol got, so a
-process killed at any instant leaves either all of a commit or none of it.
+An ingest commit is a few atomic writes, each confined to one Redis Cluster
+slot (one symbol's keys, or one source's) and guarded by the checkpoint
+watermark it advances, so that sending it again stores nothing twice. They are
+ordered so that a process killed between two of them resumes exactly: see
+:meth:`HotStore.commit`.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import redis
+from redis.cluster import ClusterPipeline, RedisCluster
 
 from fractal_assets.hot.codec import pack_book, pack_records, pack_value, unpack_records, unpack_value
 from fractal_assets.hot.keys import Keys
@@ -21,11 +24,39 @@ from fractal_assets.ticks import QUOTE_DTYPE, TICK_DTYPE, BookSnapshot, Rejectio
 from fractal_assets.validation import SymbolState
 
 DEAD_LETTER_MAXLEN = 1_000_000
+DEAD_LETTERS_PER_WRITE = 10_000
+"""Rejections per guarded write: about 18 arguments each keeps one EVAL far below the
+1,048,576 arguments Redis 6.2 accepts in a command."""
 RECONNECT_DEADLINE_S = 60.0
 BOOK_MAXLEN = 72_000
 """Order-book snapshots kept per symbol: two hours at one per 100 ms. Books are not
 archived (their top of book is, as quotes), so the stream is capped, not trimmed on archive."""
 NOTHING = -1
+WATERMARKS = ("src", "qsrc", "book")
+"""Per-source checkpoint fields of a symbol: ticks, quotes and books stored, in the order a
+symbol's write picks its guard from."""
+
+Client = redis.Redis | RedisCluster
+Pipeline = redis.client.Pipeline | ClusterPipeline
+Command = tuple[Any, ...]
+"""A Redis command with its key second: ``("HSET", key, field, value)``."""
+
+GUARDED_WRITE = """
+-- Apply writes to one slot at most once: skip them when the hash field ARGV[1] of KEYS[1]
+-- (the watermark they advance) already holds ARGV[2] or more. KEYS lists every key written.
+-- ARGV[3..] are the commands, each as its argument count followed by its arguments.
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if stored and tonumber(stored) >= tonumber(ARGV[2]) then
+  return 0
+end
+local i = 3
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return 1
+"""
 
 
 @dataclass
@@ -53,9 +84,6 @@ class SourceCheckpoint:
     """Every record up to this sequence is stored or rejected: a restart reads on from here."""
     rejected: int = NOTHING
     """Rejections of records up to this sequence are in the dead-letter stream."""
-    commits: int = 0
-    """Commits of this source so far: tells whether a commit interrupted by a lost
-    connection was applied before the connection dropped."""
 
 
 @dataclass
@@ -112,12 +140,33 @@ class Block:
 STREAM_DTYPES = {"ticks": TICK_DTYPE, "quotes": QUOTE_DTYPE}
 
 
+@dataclass(frozen=True)
+class GuardedWrite:
+    """Commands on keys of one slot that advance a watermark (a checkpoint hash field), sent
+    as one script: atomic, and skipped by the server when the watermark shows them applied."""
+
+    watermark_key: str
+    field: str
+    value: int
+    commands: list[Command]
+
+    def queue(self, pipe: Pipeline) -> None:
+        """Add the write to a pipeline as one EVAL (redis-py's cluster pipeline blocks ``eval()``)."""
+        keys = list(dict.fromkeys([self.watermark_key, *(command[1] for command in self.commands)]))
+        argv: list[Any] = [self.field, self.value]
+        for command in self.commands:
+            argv += [len(command), *command]
+        pipe.execute_command("EVAL", GUARDED_WRITE, len(keys), *keys, *argv)
+
+
 class HotStore:
     """The Redis side of the hot tier."""
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, client: Client, keys: Keys) -> None:
         self.client = client
         self.keys = keys
+        self._listed: set[str] = set()
+        """Symbols this store has added to ``symbols``: nothing removes them, so once is enough."""
 
     def checkpoints(self, symbols: list[str], source_id: str) -> dict[str, SymbolCheckpoint]:
         """Saved progress of the given symbols, for resuming after a restart."""
@@ -156,43 +205,26 @@ class HotStore:
         books: list[BookSnapshot],
         progress: SourceCheckpoint,
     ) -> None:
-        """Store tick and quote blocks, dead letters and books with their checkpoints, atomically."""
-        pipe = self.client.pipeline(transaction=True)
-        stored: Counter[str] = Counter()
-        marks: dict[str, dict[str, Any]] = {}
-        for stream, kind_blocks, src, count in (
-            ("ticks", blocks, "src", "count"), ("quotes", quote_blocks, "qsrc", "quote_count")
-        ):
-            for block in kind_blocks:
-                ts = block.records["ts"]
-                entry = {"d": pack_records(block.records, block.seq0), "t0": int(ts.min()), "t1": int(ts.max()),
-                         "n": len(block.records)}
-                pipe.xadd(self._stream_key(block.symbol, stream), entry)
-                mark = marks.setdefault(block.symbol, {})
-                mark[f"{src}:{source_id}"] = block.source_seq
-                mark[count] = block.seq0 + len(block.records)
-        for block in blocks:
-            stored[block.symbol] += len(block.records)
-        for book in books:
-            pipe.xadd(self.keys.order_book(book.symbol), {"d": pack_book(book.ts, book.bids, book.asks)},
-                      maxlen=BOOK_MAXLEN, approximate=True)
-            marks.setdefault(book.symbol, {})[f"book:{source_id}"] = book.ts
-        for symbol, mark in marks.items():
-            if symbol in stored:
-                state = states[symbol]
-                mark.update(max_ts=state.max_ts, last_price=repr(state.last_price), last_side=state.last_side)
-            pipe.hset(self.keys.checkpoint(symbol), mapping=mark)
-            pipe.sadd(self.keys.symbols(), symbol)
-        for symbol, n in stored.items():
-            pipe.hincrby(self.keys.accepted_counts(), symbol, n)
-        self._dead_letters(pipe, source_id, rejections)
-        pipe.hset(self.keys.source_checkpoint(source_id), mapping=asdict(progress))
-        pipe.execute()
+        """Store tick and quote blocks, books and dead letters with their checkpoints, in three
+        steps whose every write stays in one cluster slot and may be sent again.
+
+        1. The symbols join ``symbols`` and the rejections are dead-lettered. A restart finds a
+           symbol's checkpoint through ``symbols`` and never re-reads the records that
+           checkpoint covers, rejected ones included, so both come before step 2.
+        2. Each symbol's entries with its checkpoint, one atomic write per symbol.
+        3. The source checkpoint, so ``handled`` never runs ahead of stored records.
+
+        A process killed between writes leaves each symbol wholly stored or untouched, and a
+        restart resumes each symbol from its own checkpoint.
+        """
+        symbols = {item.symbol for item in (*blocks, *quote_blocks, *books)}
+        self._list_and_dead_letter(source_id, symbols, rejections)
+        self._send(self._symbol_writes(source_id, blocks, quote_blocks, states, books))
+        self._advance_source(source_id, progress)
 
     def commit_retrying(self, source_id: str, *args: Any, deadline_s: float = RECONNECT_DEADLINE_S) -> None:
         """:meth:`commit`, surviving a Redis restart: on a lost connection it waits for the
-        server, then retries unless the source checkpoint shows the commit already applied."""
-        progress: SourceCheckpoint = args[-1]
+        server and sends the commit again, whose guarded writes skip what was already applied."""
         give_up = time.monotonic() + deadline_s
         delay = 0.05
         while True:
@@ -204,11 +236,6 @@ class HotStore:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
-                try:
-                    if self.source_checkpoint(source_id).commits >= progress.commits:
-                        return
-                except (redis.ConnectionError, redis.TimeoutError):
-                    continue
 
     def write_metrics(self, source_id: str, process: dict[str, Any], per_symbol: dict[str, dict[str, Any]]) -> None:
         """Publish an ingest process's metrics and per-symbol figures."""
@@ -218,23 +245,104 @@ class HotStore:
             pipe.hset(self.keys.symbol_metrics(symbol), mapping=fields)
         pipe.execute()
 
-    def _dead_letters(self, pipe: redis.client.Pipeline, source_id: str, rejections: list[Rejection]) -> None:
-        """Count rejections by reason and append them to the dead-letter stream."""
-        for reason, n in Counter(r.reason for r in rejections).items():
-            pipe.hincrby(self.keys.rejected_counts(), reason, n)
-        for r in rejections:
-            pipe.xadd(
-                self.keys.dead_letter(),
-                {"reason": r.reason, "detail": r.detail, "source": source_id, "seq": r.seq,
-                 "symbol": r.symbol, "raw": r.raw[:4096]},
-                maxlen=DEAD_LETTER_MAXLEN, approximate=True,
-            )
+    def _list_and_dead_letter(self, source_id: str, symbols: set[str], rejections: list[Rejection]) -> None:
+        """Step 1 of a commit: add new symbols to ``symbols`` and dead-letter the rejections.
+        Usually there is nothing to send."""
+        new = symbols - self._listed
+        if not (new or rejections):
+            return
+        pipe = self.client.pipeline(transaction=False)
+        if new:
+            pipe.sadd(self.keys.symbols(), *sorted(new))
+        ordered = sorted(rejections, key=lambda r: r.seq)
+        for start in range(0, len(ordered), DEAD_LETTERS_PER_WRITE):
+            for write in self._dead_letter_writes(source_id, ordered[start:start + DEAD_LETTERS_PER_WRITE]):
+                write.queue(pipe)
+        pipe.execute()
+        self._listed |= new
+
+    def _dead_letter_writes(self, source_id: str, rejections: list[Rejection]) -> list[GuardedWrite]:
+        """Rejections in sequence order: the letters, guarded by the source's mark in the
+        dead-letter stream's slot, and the counts, guarded by the source checkpoint's
+        ``rejected`` watermark in the source's slot; each moves its guard to the last one's
+        sequence number."""
+        through = rejections[-1].seq
+        marks, checkpoint = self.keys.dead_letter_marks(), self.keys.source_checkpoint(source_id)
+        return [
+            GuardedWrite(marks, source_id, through,
+                         [*self._letter_commands(source_id, rejections), ("HSET", marks, source_id, through)]),
+            GuardedWrite(checkpoint, "rejected", through,
+                         [*self._count_commands(source_id, rejections), ("HSET", checkpoint, "rejected", through)]),
+        ]
+
+    def _symbol_writes(self, source_id: str, blocks: list[Block], quote_blocks: list[Block],
+                       states: dict[str, SymbolState], books: list[BookSnapshot]) -> list[GuardedWrite]:
+        """Step 2 of a commit: per symbol, its stream entries and the checkpoint fields they move."""
+        commands: dict[str, list[Command]] = defaultdict(list)
+        marks: dict[str, dict[str, Any]] = defaultdict(dict)
+        for stream, kind_blocks, src, count in (
+            ("ticks", blocks, "src", "count"), ("quotes", quote_blocks, "qsrc", "quote_count")
+        ):
+            for block in kind_blocks:
+                ts = block.records["ts"]
+                commands[block.symbol].append((
+                    "XADD", self._stream_key(block.symbol, stream), "*", "d", pack_records(block.records, block.seq0),
+                    "t0", int(ts.min()), "t1", int(ts.max()), "n", len(block.records),
+                ))
+                marks[block.symbol][f"{src}:{source_id}"] = block.source_seq
+                marks[block.symbol][count] = block.seq0 + len(block.records)
+        for book in books:
+            commands[book.symbol].append((
+                "XADD", self.keys.order_book(book.symbol), "MAXLEN", "~", BOOK_MAXLEN, "*",
+                "d", pack_book(book.ts, book.bids, book.asks),
+            ))
+            marks[book.symbol][f"book:{source_id}"] = book.ts
+        for symbol, mark in marks.items():
+            if f"src:{source_id}" in mark:
+                state = states[symbol]
+                mark.update(max_ts=state.max_ts, last_price=repr(state.last_price), last_side=state.last_side)
+        return [self._checkpointed(symbol, source_id, commands[symbol], mark) for symbol, mark in marks.items()]
+
+    def _checkpointed(self, symbol: str, source_id: str, commands: list[Command], mark: dict[str, Any]) -> GuardedWrite:
+        """A symbol's commands with its checkpoint update, guarded by the first source watermark
+        the write moves: each of them only grows, so one already at its value means applied."""
+        checkpoint = self.keys.checkpoint(symbol)
+        guard = next(field for field in (f"{kind}:{source_id}" for kind in WATERMARKS) if field in mark)
+        fields = [item for pair in mark.items() for item in pair]
+        return GuardedWrite(checkpoint, guard, mark[guard], [*commands, ("HSET", checkpoint, *fields)])
+
+    def _send(self, writes: list[GuardedWrite]) -> None:
+        """One pipeline of guarded writes: one round trip per server, whatever their slots."""
+        if not writes:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for write in writes:
+            write.queue(pipe)
+        pipe.execute()
+
+    def _advance_source(self, source_id: str, progress: SourceCheckpoint) -> None:
+        """Step 3 of a commit: the source checkpoint, one HSET (atomic and idempotent)."""
+        self.client.hset(self.keys.source_checkpoint(source_id), mapping=asdict(progress))
+
+    def _letter_commands(self, source_id: str, rejections: list[Rejection]) -> list[Command]:
+        """Append rejections to the dead-letter stream."""
+        return [("XADD", self.keys.dead_letter(), "MAXLEN", "~", DEAD_LETTER_MAXLEN, "*", "reason", r.reason,
+                 "detail", r.detail, "source", source_id, "seq", r.seq, "symbol", r.symbol, "raw", r.raw[:4096])
+                for r in rejections]
+
+    def _count_commands(self, source_id: str, rejections: list[Rejection]) -> list[Command]:
+        """Count rejections by reason in the source's counts."""
+        counts = self.keys.rejected_counts(source_id)
+        return [("HINCRBY", counts, reason, n) for reason, n in Counter(r.reason for r in rejections).items()]
 
     def record_rejections(self, source_id: str, rejections: list[Rejection]) -> None:
-        """Dead-letter rejections found outside live ingest (bulk import)."""
-        pipe = self.client.pipeline(transaction=True)
-        self._dead_letters(pipe, source_id, rejections)
-        pipe.execute()
+        """Dead-letter rejections found outside live ingest (bulk import): the letters, then
+        the counts, each one transaction in its own slot."""
+        for commands in (self._letter_commands(source_id, rejections), self._count_commands(source_id, rejections)):
+            pipe = self.client.pipeline(transaction=True)
+            for command in commands:
+                pipe.execute_command(*command)
+            pipe.execute()
 
     def file_index(self, source_id: str) -> int:
         """A stable small integer per imported file, handed out once."""
@@ -329,6 +437,6 @@ class HotStore:
         raw = self.client.get(self.keys.indicator(symbol, indicator, timeframe))
         return unpack_value(raw) if raw is not None else None
 
-    def rejected_counts(self) -> dict[str, int]:
-        """Rejections so far, by reason."""
-        return {k.decode(): int(v) for k, v in self.client.hgetall(self.keys.rejected_counts()).items()}
+    def rejected_counts(self, source_id: str) -> dict[str, int]:
+        """Rejections of a source so far, by reason."""
+        return {k.decode(): int(v) for k, v in self.client.hgetall(self.keys.rejected_counts(source_id)).items()}
