@@ -45,14 +45,19 @@ def _client(config: Config) -> Client:
     return client_for(url, socket_connect_timeout=2, socket_timeout=5)
 
 
-def _connected_store(config: Config) -> HotStore | None:
-    """The hot tier if Redis answers, else None (a cluster client already fails to connect)."""
+def _failure(exc: Exception) -> str:
+    """What went wrong, for the operator: the error's type and message (never the URL)."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _connected_store(config: Config) -> tuple[HotStore | None, str | None]:
+    """The hot tier if Redis answers, else why not (a cluster client already fails to connect)."""
     try:
         store = HotStore(_client(config), Keys(config.key_prefix))
         store.client.ping()
-        return store
-    except (redis.RedisError, RedisClusterException, OSError):
-        return None
+        return store, None
+    except (redis.RedisError, RedisClusterException, OSError) as exc:
+        return None, _failure(exc)
 
 
 def memory_mb(store: HotStore) -> float:
@@ -60,13 +65,14 @@ def memory_mb(store: HotStore) -> float:
     return round(sum(node.info("memory")["used_memory"] for node in primaries(store.client)) / MB, 3)
 
 
-def _sqlite_ok(config: Config) -> bool:
+def _sqlite_failure(config: Config) -> str | None:
+    """Why the warm database cannot be read, or None when it can."""
     try:
         with sqlite3.connect(f"file:{config.warm_db}?mode=ro", uri=True, timeout=5) as conn:
             current_version(conn)
-        return True
-    except sqlite3.Error:
-        return False
+        return None
+    except sqlite3.Error as exc:
+        return _failure(exc)
 
 
 def hit_rate(store: HotStore) -> float | None:
@@ -87,11 +93,12 @@ def backlog(store: HotStore) -> int:
 
 def check_health(config: Config) -> Health:
     """Every check, never raising: a failed component is reported, not thrown."""
-    store = _connected_store(config)
+    store, redis_failure = _connected_store(config)
+    sqlite_failure = _sqlite_failure(config)
     connected = store is not None
     health = Health(
         redis_connected=connected,
-        sqlite_accessible=_sqlite_ok(config),
+        sqlite_accessible=sqlite_failure is None,
         memory_usage_mb=memory_mb(store) if connected else None,
         tick_lag_ms=None,
         cache_hit_rate=hit_rate(store) if connected else None,
@@ -100,14 +107,15 @@ def check_health(config: Config) -> Health:
     )
     if connected and (newest := newest_tick_ts(store)) is not None:
         health.tick_lag_ms = int(time.time() * 1000) - newest
-    health.problems = _problems(health, config)
+    failures = {"redis_connected": redis_failure, "sqlite_accessible": sqlite_failure}
+    health.problems = _problems(health, config, failures)
     health.healthy = not health.problems
     return health
 
 
-def _problems(health: Health, config: Config) -> list[str]:
-    problems = [f"{name} failed" for name in ("redis_connected", "sqlite_accessible", "cold_writable")
-                if not getattr(health, name)]
+def _problems(health: Health, config: Config, failures: dict[str, str | None]) -> list[str]:
+    problems = [f"{name} failed" + (f" ({failures[name]})" if failures.get(name) else "")
+                for name in ("redis_connected", "sqlite_accessible", "cold_writable") if not getattr(health, name)]
     if config.health_max_tick_lag_ms and health.tick_lag_ms is not None and health.tick_lag_ms > config.health_max_tick_lag_ms:
         problems.append(f"newest tick is {health.tick_lag_ms} ms old (limit {config.health_max_tick_lag_ms})")
     if config.health_max_backlog and (health.archive_backlog_ticks or 0) > config.health_max_backlog:

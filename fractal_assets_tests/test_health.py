@@ -58,7 +58,9 @@ def test_health_reports_every_key_and_exit_code(config: Config, store: HotStore,
     assert report["tick_lag_ms"] > 0
 
     down = health_cli(replace(config, redis_url=DOWN))
-    assert down.returncode == 1 and json.loads(down.stdout)["redis_connected"] is False
+    report = json.loads(down.stdout)
+    assert down.returncode == 1 and report["redis_connected"] is False
+    assert report["problems"][0].startswith("redis_connected failed (ConnectionError: "), "the operator learns why"
 
 
 def test_limits_make_a_deployment_unhealthy(config: Config, store: HotStore, tmp_path: Path) -> None:
@@ -68,7 +70,9 @@ def test_limits_make_a_deployment_unhealthy(config: Config, store: HotStore, tmp
     assert not strict.healthy and "await archiving" in strict.problems[0]
     stale = check_health(replace(config, health_max_tick_lag_ms=60_000))
     assert not stale.healthy and "old" in stale.problems[0]
-    assert not check_health(replace(config, warm_db=config.data_dir / "missing.db")).sqlite_accessible
+    missing = check_health(replace(config, warm_db=config.data_dir / "missing.db"))
+    assert not missing.sqlite_accessible
+    assert missing.problems == ["sqlite_accessible failed (OperationalError: unable to open database file)"]
 
 
 def test_status_has_latency_throughput_and_memory_per_symbol(config: Config, store: HotStore, tmp_path: Path) -> None:
