@@ -22,10 +22,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import redis
+from dagster import DagsterInstance
 from redis.cluster import RedisCluster
 
+from fractal_assets.access import get_backtest_data
+from fractal_assets.backfill import materialize_days, partitions_with_data
 from fractal_assets.cli import main, source_id
 from fractal_assets.config import Config
 from fractal_assets.feeds import open_feed
@@ -36,6 +40,7 @@ from fractal_assets.hot.connection import open_store, primaries
 from fractal_assets.hot.store import GuardedWrite, HotStore
 from fractal_assets.ingest import Ingestor
 from fractal_assets.redis_dump import export_redis, import_redis
+from fractal_assets.resources import resources_for
 from fractal_assets.validation import BAD_PRICE, BAD_SYMBOL
 from fractal_assets_tests.conftest import free_port, private_prefix
 from fractal_assets_tests.test_ingest import write_ticks
@@ -348,3 +353,30 @@ def test_health_reports_an_unreachable_cluster_instead_of_raising(tmp_path: Path
     assert not health.redis_connected
     assert health.problems[0].startswith("redis_connected failed (RedisClusterException: Redis Cluster cannot be connected")
     assert health.memory_usage_mb is None and health.archive_backlog_ticks is None
+
+
+def test_the_dagster_pipeline_and_get_backtest_data_run_on_the_cluster_as_on_one_server(
+    config: Config, cluster_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Archive (read, mark archived, trim), bars, indicators and the backtest cache, through
+    the same code on both; the results must be equal."""
+    results = []
+    for cfg in (config, cluster_config):
+        assert simulate_cli(cfg, monkeypatch) == 0
+        store = open_store(cfg)
+        days = partitions_with_data(store, cfg.cold)
+        with DagsterInstance.ephemeral() as instance:
+            assert materialize_days(days, instance, resources_for(cfg)) == []
+        day = days[0]
+        results.append((
+            days,
+            get_backtest_data(day.symbol, day.date, day.date, config=cfg, use_cache=False),
+            get_backtest_data(day.symbol, day.date, day.date, "bars", "1m", config=cfg, use_cache=False),
+            (store.read_indicator(day.symbol, "tick_imbalance", "5m") or {}).get("value"),
+        ))
+    (days, ticks, bars, indicator), cluster = results
+    assert [d.symbol for d in days] == sorted(SYMBOLS)
+    pd.testing.assert_frame_equal(cluster[1], ticks)
+    pd.testing.assert_frame_equal(cluster[2], bars)
+    assert len(ticks) > 0 and bars["tick_count"].sum() == len(ticks)
+    assert cluster[0] == days and cluster[3] == indicator is not None
