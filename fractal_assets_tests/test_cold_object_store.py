@@ -26,9 +26,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterInstance, materialize
 
 from fractal_assets.access import get_backtest_data
+from fractal_assets.assets.maintenance import cold_compaction
 from fractal_assets.backfill import materialize_days, partitions_with_data
 from fractal_assets.backup import backup, restore
 from fractal_assets.cli import source_id
@@ -45,7 +46,7 @@ from fractal_assets.health import check_health
 from fractal_assets.hot.store import HotStore
 from fractal_assets.ingest import Ingestor
 from fractal_assets.partitions import DAY_MS, day_start_ms
-from fractal_assets.resources import resources_for
+from fractal_assets.resources import ColdTierResource, resources_for
 from fractal_assets_tests.conftest import free_port
 
 CEPH_TOOLS = ("ceph", "ceph-authtool", "monmaptool", "ceph-mon", "ceph-osd", "radosgw", "radosgw-admin")
@@ -341,9 +342,27 @@ def test_a_rewrite_is_a_new_generation_and_superseded_ones_go_after_the_grace_pe
     assert path1 != path2 and part_files(cold, directory) == [path2]
     assert read_ticks(cold, "GEN", "2024-08-08").equals(second)
     assert cold.exists(path1), "a superseded object stays readable during the grace period"
+    assert cold.sweep() == 0
     monkeypatch.setattr(cold_store, "GRACE_S", 0.0)
     path3 = write_ticks(cold, "GEN", "2024-08-08", first)
     assert sorted(cold.names(directory)) == [path3.rsplit("/", 1)[1]]
+
+
+def test_the_nightly_sweep_deletes_generations_of_parts_never_written_again(
+    config: Config, s3_cold: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cold = open_cold(s3_cold)
+    for day in ("2024-08-08", "2024-08-09"):
+        for version in (1, 2):
+            write_ticks(cold, "SWP", day, tick_table(version, 100))
+    assert len(cold.files()) == 4, "each superseded generation is still in its grace period"
+    monkeypatch.setattr(cold_store, "GRACE_S", 0.0)
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([cold_compaction], instance=instance, resources={"cold": ColdTierResource(root=s3_cold)})
+        metadata = result.asset_materializations_for_node("cold_compaction")[0].metadata
+    assert metadata["superseded_objects_deleted"].value == 2
+    assert len(cold.files()) == 2
+    assert all(read_ticks(cold, "SWP", day).column("price").to_pylist() == [2.0] * 100 for day in ("2024-08-08", "2024-08-09"))
 
 
 def test_compaction_merges_parts_on_s3(config: Config, s3_cold: str) -> None:

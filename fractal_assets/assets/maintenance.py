@@ -35,8 +35,9 @@ def warm_retention(context: AssetExecutionContext, warm: WarmTierResource, cold:
     group_name="maintenance",
     kinds={"parquet"},
     description="Merges the part files of every cold-tier partition that has more than part-0 (e.g. files "
-    "added by another tool) into one part-0 (cold.compaction). Scheduled after the day's partitions are final, "
-    "as compaction must not race a writer of the same partition.",
+    "added by another tool) into one part-0 (cold.compaction), and on an object store deletes the superseded "
+    "generations of every part (cold.store). Scheduled after the day's partitions are final, as compaction "
+    "must not race a writer of the same partition.",
 )
 def cold_compaction(context: AssetExecutionContext, cold: ColdTierResource) -> MaterializeResult:
     store = cold.store()
@@ -44,5 +45,6 @@ def cold_compaction(context: AssetExecutionContext, cold: ColdTierResource) -> M
     frame = pd.DataFrame({"partition": [store.uri(d) for d in merged], "parts_merged": list(merged.values())})
     return MaterializeResult(metadata={
         "partitions_compacted": MetadataValue.int(len(merged)),
+        "superseded_objects_deleted": MetadataValue.int(store.sweep()),
         "compacted": markdown_table(frame, rows=50),
     })

@@ -21,6 +21,7 @@ import os
 import re
 import time
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -142,15 +143,29 @@ class ColdStore:
         except OSError:
             return False
 
-    def _drop_superseded(self, directory: str, part: int) -> None:
-        """Delete generations of the part superseded more than ``GRACE_S`` ago."""
+    def sweep(self) -> int:
+        """Delete, tier-wide, the generations superseded more than ``GRACE_S`` ago (a write
+        only sweeps its own part, so a part never written again would keep its previous
+        generation); returns how many. Nothing to do on disk."""
+        if self.local:
+            return 0
+        parts: dict[tuple[str, int], int] = defaultdict(int)
+        for path in self.fs.glob(self.join("**", "part-*.parquet")):
+            directory, name = path.rsplit("/", 1)
+            if m := PART_RE.match(name):
+                parts[(directory, int(m[1]))] += 1
+        return sum(self._drop_superseded(directory, part) for (directory, part), n in parts.items() if n > 1)
+
+    def _drop_superseded(self, directory: str, part: int) -> int:
+        """Delete generations of the part superseded more than ``GRACE_S`` ago; returns how many."""
         generations = sorted(int(m[2] or 0) for name in self.names(directory)
                              if (m := PART_RE.match(name)) and int(m[1]) == part)
         cutoff = time.time_ns() - int(GRACE_S * 1e9)
-        for older, newer in zip(generations, generations[1:]):
-            if newer < cutoff:
-                suffix = f".g{older:020d}" if older else ""
-                self.remove(f"{directory}/part-{part}{suffix}.parquet")
+        dropped = [older for older, newer in zip(generations, generations[1:]) if newer < cutoff]
+        for older in dropped:
+            suffix = f".g{older:020d}" if older else ""
+            self.remove(f"{directory}/part-{part}{suffix}.parquet")
+        return len(dropped)
 
 
 def file_version(path: str) -> FileVersion | None:
