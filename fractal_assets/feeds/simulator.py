@@ -57,6 +57,8 @@ LEVEL_GAP_EXTRA = 0.7
 
 PRICE_RANGE = (10.0, 50_000.0)
 RELATIVE_TICK = 1e-5
+REFERENCE_PRICES = {"BTCUSDT": 60_000.0, "ETHUSDT": 3_000.0, "SOLUSDT": 150.0, "BNBUSDT": 550.0, "XRPUSDT": 0.5}
+"""Start prices of common symbols near their 2024 levels, so that a demo looks like the market."""
 """A tick is the power of ten at or just below this fraction of the starting price."""
 
 
@@ -105,9 +107,10 @@ def _name_key(symbol: str) -> int:
 
 
 def symbol_profile(symbol: str) -> SymbolProfile:
-    """Starting price log-uniform in ``PRICE_RANGE`` and a tick of about ``RELATIVE_TICK`` of it."""
+    """Starting price from ``REFERENCE_PRICES``, else log-uniform in ``PRICE_RANGE`` by the
+    name; a tick of about ``RELATIVE_TICK`` of it."""
     low, high = PRICE_RANGE
-    raw = low * (high / low) ** (_name_key(symbol) / 2**64)
+    raw = REFERENCE_PRICES.get(symbol) or low * (high / low) ** (_name_key(symbol) / 2**64)
     decimals = -math.floor(math.log10(raw * RELATIVE_TICK))
     return SymbolProfile(round(raw, decimals), 10.0**-decimals, decimals)
 
