@@ -221,7 +221,7 @@ def _download_cold(cold: ColdStore, target: Path) -> list[Path]:
         for _ in range(COPY_ATTEMPTS):
             try:
                 for name in names:
-                    cold.fs.get_file(cold.join(directory, name) if directory else cold.join(name), str(out / name))
+                    cold.fs.get_file(cold.join(directory, name), str(out / name))
                 copied.extend(out / name for name in names)
                 break
             except FileNotFoundError:

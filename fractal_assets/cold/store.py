@@ -58,7 +58,8 @@ class ColdStore:
         return isinstance(self.fs, LocalFileSystem)
 
     def join(self, *parts: str) -> str:
-        return "/".join((self.root, *parts))
+        """``root/part/...``; empty parts (the root's own relative path) are skipped."""
+        return "/".join((self.root, *(p for p in parts if p)))
 
     def uri(self, path: str) -> str:
         """The path as DuckDB names it: plain when local, with the protocol otherwise."""
