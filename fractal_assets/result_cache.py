@@ -18,7 +18,6 @@ sources not settled).
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,7 +78,7 @@ def data_version(cold: ColdStore, files: list[str], warm_db: Path | None) -> Dat
     wal = [warm_db, warm_db.with_name(warm_db.name + "-wal")] if warm_db is not None else []
     versions = [cold.version(p) for p in files] + [file_version(str(p)) for p in wal]
     for path, version in zip([*files, *map(str, wal)], versions):
-        if version is None or (path.endswith("-wal") and os.path.getsize(path) == 0):
+        if version is None or (path.endswith("-wal") and version.size == 0):
             digest.update(f"{path}|-\n".encode())
             continue
         digest.update(f"{version.identity}\n".encode())

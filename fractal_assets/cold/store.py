@@ -44,6 +44,7 @@ class FileVersion:
 
     identity: str
     mtime_ns: int
+    size: int
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,10 @@ class ColdStore:
         mtime tell versions apart; every object-store write has a name of its own."""
         if self.local:
             return file_version(path)
-        return FileVersion(path, 0) if self.fs.exists(path) else None
+        try:
+            return FileVersion(path, 0, self.fs.size(path))
+        except FileNotFoundError:
+            return None
 
     def put(self, path: str, data: bytes) -> None:
         """Write a whole file that readers see complete or not at all."""
@@ -175,7 +179,7 @@ def file_version(path: str) -> FileVersion | None:
         st = os.stat(path)
     except FileNotFoundError:
         return None
-    return FileVersion(f"{path}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}", st.st_mtime_ns)
+    return FileVersion(f"{path}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}", st.st_mtime_ns, st.st_size)
 
 
 def _replace_local(path: str, data: bytes) -> None:
