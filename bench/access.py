@@ -15,14 +15,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.common import bench_config, best_of, synthetic_ticks
-from fractal_assets.access import SETTLE_S, get_backtest_data, hot_store
-from fractal_assets.bars import compute_bars
+from fractal_assets.access.reads import SETTLE_S, get_backtest_data, hot_store
 from fractal_assets.cold.parquet import TICK_SCHEMA, ZSTD_LEVEL, read_partition, write_ticks
 from fractal_assets.cold.store import open_cold
 from fractal_assets.config import Config
 from fractal_assets.feeds import open_feed
-from fractal_assets.history import IMPORT_SEQ_ORIGIN, import_history
-from fractal_assets.partitions import DAY_MS
+from fractal_assets.ingest.bulk_import import IMPORT_SEQ_ORIGIN, import_history
+from fractal_assets.market.bars import compute_bars
+from fractal_assets.market.calendar import DAY_MS
 from fractal_assets.warm.bars import replace_bars
 from fractal_assets.warm.db import connect
 from fractal_assets.warm.schema import migrate

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from bench.common import best_of, synthetic_ticks
-from fractal_assets.bars import compute_bars
+from fractal_assets.market.bars import compute_bars
 from fractal_assets.warm.bars import replace_bars
 from fractal_assets.warm.db import connect
 from fractal_assets.warm.schema import migrate

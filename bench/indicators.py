@@ -7,7 +7,7 @@ import numpy as np
 
 from bench.common import best_of, synthetic_ticks
 from fractal_assets.indicators.windows import microstructure_table, window_metrics
-from fractal_assets.ticks import QUOTE_DTYPE, TICK_DTYPE
+from fractal_assets.market.ticks import QUOTE_DTYPE, TICK_DTYPE
 
 TICKS = 1_000_000
 DAY_START = 1_700_006_400_000

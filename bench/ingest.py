@@ -12,7 +12,7 @@ from bench.common import bench_config, synthetic_ticks
 from fractal_assets.feeds import open_feed
 from fractal_assets.hot.connection import open_store
 from fractal_assets.hot.keys import Keys
-from fractal_assets.ingest import Ingestor
+from fractal_assets.ingest.ingestor import Ingestor
 
 TICKS = 2_000_000
 NAIVE_TICKS = 200_000

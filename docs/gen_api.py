@@ -74,7 +74,7 @@ def modules() -> Iterator[tuple[ModuleType, list[str] | None]]:
     package = importlib.import_module("fractal_assets.indicators")
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
         yield importlib.import_module(f"{package.__name__}.{info.name}"), None
-    yield importlib.import_module("fractal_assets.bars"), ["compute_bars"]
+    yield importlib.import_module("fractal_assets.market.bars"), ["compute_bars"]
 
 
 def render() -> str:

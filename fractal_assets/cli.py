@@ -11,22 +11,23 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-
-import pandas as pd
-import pyarrow.parquet as pq
-import redis
-from redis.exceptions import RedisClusterException
+from typing import TYPE_CHECKING
 
 from fractal_assets.config import Config
-from fractal_assets.feeds import FORMATS, open_feed
-from fractal_assets.hot.connection import ensure_embedded_redis, open_store, stop_embedded_redis
-from fractal_assets.ingest import IngestReport, Ingestor
-from fractal_assets.progress import Progress
-from fractal_assets.ticks import FeedChunk
-from fractal_assets.validation import normalize_symbol
+from fractal_assets.feeds import FORMATS
+from fractal_assets.market.symbols import normalize_symbol
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fractal_assets.ingest.ingestor import IngestReport
+    from fractal_assets.market.ticks import FeedChunk
 
 PACED_CHUNK_ROWS = 200
 """Small chunks when replaying in real time, so pacing is smooth."""
+
+# Each command imports what it needs when it runs: `fractal --help` and the data commands
+# start without loading Dagster, pandas or DuckDB.
 
 
 def source_id(path: Path) -> str:
@@ -35,10 +36,16 @@ def source_id(path: Path) -> str:
 
 
 def _known_total(path: Path) -> int | None:
+    import pyarrow.parquet as pq
+
     return pq.ParquetFile(path).metadata.num_rows if path.suffix == ".parquet" else None
 
 
 def _ingest(config: Config, chunks: Iterator[FeedChunk], source: str, speed: float, total: int | None) -> IngestReport:
+    from fractal_assets.hot.connection import open_store
+    from fractal_assets.ingest.ingestor import Ingestor
+    from fractal_assets.ingest.progress import Progress
+
     store = open_store(config)
     progress = Progress(total)
     try:
@@ -52,7 +59,7 @@ def _dagster_registrar() -> Callable[[list[str]], None] | None:
     """With DAGSTER_HOME set, new symbols become ``symbol`` partitions as soon as they are stored."""
     if not os.environ.get("DAGSTER_HOME"):
         return None
-    from fractal_assets.backfill import instance_from_env, register_symbols
+    from fractal_assets.defs.materialize import instance_from_env, register_symbols
 
     return lambda symbols: register_symbols(instance_from_env(), symbols)
 
@@ -71,6 +78,8 @@ def print_report(report: IngestReport) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from fractal_assets.feeds import open_feed
+
     config = Config.from_env(data_dir=args.data_dir)
     path = Path(args.source)
     chunk_rows = PACED_CHUNK_ROWS if args.speed > 0 or args.follow else args.chunk_rows
@@ -94,6 +103,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_redis(args: argparse.Namespace) -> int:
+    from fractal_assets.hot.connection import ensure_embedded_redis, stop_embedded_redis
+
     config = Config.from_env(data_dir=args.data_dir)
     if args.action == "start":
         print(ensure_embedded_redis(config.data_dir))
@@ -103,8 +114,10 @@ def cmd_redis(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from fractal_assets.backfill import instance_from_env, record_imported
-    from fractal_assets.history import file_seq_base, import_history
+    from fractal_assets.defs.materialize import instance_from_env, record_imported
+    from fractal_assets.feeds import open_feed
+    from fractal_assets.hot.connection import open_store
+    from fractal_assets.ingest.bulk_import import file_seq_base, import_history
 
     config = Config.from_env(data_dir=args.data_dir)
     path = Path(args.source)
@@ -126,8 +139,13 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
-    from fractal_assets.backfill import instance_from_env, materialize_days, partitions_with_data
-    from fractal_assets.resources import resources_for
+    from fractal_assets.defs.materialize import (
+        instance_from_env,
+        materialize_days,
+        partitions_with_data,
+    )
+    from fractal_assets.defs.resources import resources_for
+    from fractal_assets.hot.connection import open_store
 
     config = Config.from_env(data_dir=args.data_dir)
     resources = resources_for(config)
@@ -145,7 +163,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from fractal_assets.backup import backup, read_manifest
+    from fractal_assets.ops.backup import backup, read_manifest
 
     config = Config.from_env(data_dir=args.data_dir)
     target = backup(config, Path(args.dest), with_redis=args.redis)
@@ -157,7 +175,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from fractal_assets.backup import restore
+    from fractal_assets.ops.backup import restore
 
     config = Config.from_env(data_dir=args.data_dir)
     manifest = restore(config, Path(args.src), with_redis=args.redis, force=args.force)
@@ -171,6 +189,8 @@ OUT_FORMATS = (".parquet", ".csv")
 
 def print_frame_summary(frame: pd.DataFrame, time_column: str) -> None:
     """Row count, time span and the first rows of a result."""
+    import pandas as pd
+
     print(f"{len(frame)} rows")
     if len(frame):
         first, last = pd.to_datetime(frame[time_column].iloc[[0, -1]], unit="ms", utc=True)
@@ -179,7 +199,7 @@ def print_frame_summary(frame: pd.DataFrame, time_column: str) -> None:
 
 
 def cmd_backtest_data(args: argparse.Namespace) -> int:
-    from fractal_assets.access import get_backtest_data
+    from fractal_assets.access.reads import get_backtest_data
 
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix not in OUT_FORMATS:
@@ -216,7 +236,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    from fractal_assets.health import check_health
+    from fractal_assets.ops.health import check_health
 
     health = check_health(Config.from_env(data_dir=args.data_dir))
     if args.json:
@@ -228,7 +248,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from fractal_assets.health import status
+    from fractal_assets.ops.health import status
 
     report = status(Config.from_env(data_dir=args.data_dir))
     if args.json:
@@ -326,9 +346,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"fractal: error: {exc}", file=sys.stderr)
         return 2
-    except (redis.RedisError, RedisClusterException) as exc:
+    except Exception as exc:
+        if not _is_redis_error(exc):
+            raise
         print(f"fractal: error: Redis at FRACTAL_REDIS_URL: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+def _is_redis_error(exc: Exception) -> bool:
+    """Whether a command failed on Redis (only a command that used Redis has imported it)."""
+    errors = sys.modules.get("redis.exceptions")
+    return errors is not None and isinstance(exc, (errors.RedisError, errors.RedisClusterException))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,8 @@
 """The one place where fractal-alpha reads its environment.
 
 Every setting has a documented default, so a fresh checkout runs with no
-environment at all. Dagster resources take their values from here through
-:func:`dagster_value`, which hands Dagster an ``EnvVar`` when the variable is
-set (so the UI shows where the value came from) and the default otherwise.
+environment at all. Nothing here imports Dagster: the code location hands its
+resources ``EnvVar`` references to these settings (``defs.resources``).
 """
 
 from __future__ import annotations
@@ -11,11 +10,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dagster import EnvVar
-
-from fractal_assets.cold.store import ColdStore, open_cold
+if TYPE_CHECKING:
+    from fractal_assets.cold.store import ColdStore
 
 
 @dataclass(frozen=True)
@@ -60,20 +58,6 @@ SETTINGS: dict[str, Setting] = {
 def env_value(name: str) -> str:
     """The variable's value, or its documented default when unset or empty."""
     return os.environ.get(name) or SETTINGS[name].default
-
-
-def dagster_value(name: str, fallback: str | None = None) -> Any:
-    """An ``EnvVar`` for a set variable (so the UI shows its source), else ``fallback``
-    or the documented default, for Dagster resource fields."""
-    if os.environ.get(name):
-        return EnvVar(name)
-    return SETTINGS[name].default if fallback is None else fallback
-
-
-def dagster_reference(name: str, value: str) -> Any:
-    """``EnvVar(name)`` when the environment holds ``value``, else ``value``: Dagster stores
-    resource values with each run, and a Redis or object-store URL can carry a password."""
-    return EnvVar(name) if os.environ.get(name) == value else value
 
 
 @dataclass(frozen=True)
@@ -122,7 +106,9 @@ class Config:
         return cls(**values)
 
     @property
-    def cold(self) -> ColdStore:
+    def cold(self) -> "ColdStore":
+        from fractal_assets.cold.store import open_cold
+
         return open_cold(str(self.cold_dir))
 
     @property

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from fractal_assets.assets.bars import BAR_ASSETS
-from fractal_assets.assets.health import health_job, health_schedule, hot_tier_health, hot_tier_metrics
-from fractal_assets.assets.hot import HOT_TIER_SPECS
-from fractal_assets.assets.indicators import INDICATOR_ASSETS
-from fractal_assets.assets.maintenance import cold_compaction, warm_retention
-from fractal_assets.assets.ticks import raw_ticks
-from fractal_assets.orchestration import (
+from fractal_assets.defs.assets.bars import BAR_ASSETS
+from fractal_assets.defs.assets.hot import HOT_TIER_SPECS
+from fractal_assets.defs.assets.indicators import INDICATOR_ASSETS
+from fractal_assets.defs.assets.maintenance import cold_compaction, warm_retention
+from fractal_assets.defs.assets.ticks import raw_ticks
+from fractal_assets.defs.automation import (
     cold_compaction_job,
     finalize_yesterday,
     hot_tier_sensor,
@@ -19,7 +18,8 @@ from fractal_assets.orchestration import (
     tick_pipeline_job,
     warm_retention_job,
 )
-from fractal_assets.resources import resources_from_env
+from fractal_assets.defs.health import health_job, health_schedule, hot_tier_health, hot_tier_metrics
+from fractal_assets.defs.resources import resources_from_env
 
 defs = Definitions(
     assets=[*HOT_TIER_SPECS, raw_ticks, *BAR_ASSETS, *INDICATOR_ASSETS, warm_retention, cold_compaction],

@@ -15,26 +15,26 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fractal_assets import query
-from fractal_assets import tiers as tier_reads
-from fractal_assets.access import (
+from fractal_assets.access import request as query
+from fractal_assets.access import tier_reads
+from fractal_assets.access.reads import (
     SETTLE_S,
     cache_stats,
     get_backtest_data,
     get_data_for_indicator,
     get_fractal_indicators,
 )
-from fractal_assets.archive import archive_day
-from fractal_assets.bars import BAR_COLUMNS, TIMEFRAMES, compute_bars
 from fractal_assets.cli import source_id
+from fractal_assets.cold.archive import archive_day
 from fractal_assets.cold.compaction import compact_all, compact_partition, merge_parts
 from fractal_assets.cold.parquet import TICK_ENCODINGS, TICK_SCHEMA, read_ticks, tick_partition, write_atomic
 from fractal_assets.config import Config
 from fractal_assets.feeds import open_feed
-from fractal_assets.history import file_seq_base, import_history
 from fractal_assets.hot.store import HotStore
-from fractal_assets.ingest import Ingestor
-from fractal_assets.partitions import DAY_MS, SymbolDay
+from fractal_assets.ingest.bulk_import import file_seq_base, import_history
+from fractal_assets.ingest.ingestor import Ingestor
+from fractal_assets.market.bars import BAR_COLUMNS, TIMEFRAMES, compute_bars
+from fractal_assets.market.calendar import DAY_MS, SymbolDay
 from fractal_assets.warm.bars import replace_bars
 from fractal_assets.warm.db import connect
 from fractal_assets.warm.retention import BAR_SCHEMA, bar_partition, export_bars, prune_bars

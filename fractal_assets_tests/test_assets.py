@@ -17,17 +17,18 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance, Definitions, materialize
 
-from fractal_assets.backfill import PIPELINE, materialize_days, partitions_with_data, register_symbols
-from fractal_assets.bars import TIMEFRAMES
 from fractal_assets.cli import source_id
 from fractal_assets.cold.parquet import read_ticks
 from fractal_assets.config import Config
 from fractal_assets.definitions import defs
+from fractal_assets.defs.materialize import PIPELINE, materialize_days, partitions_with_data, register_symbols
+from fractal_assets.defs.partitions import partition_key
+from fractal_assets.defs.resources import resources_for
 from fractal_assets.feeds import open_feed
 from fractal_assets.hot.store import HotStore
-from fractal_assets.ingest import Ingestor
-from fractal_assets.partitions import SymbolDay
-from fractal_assets.resources import resources_for
+from fractal_assets.ingest.ingestor import Ingestor
+from fractal_assets.market.bars import TIMEFRAMES
+from fractal_assets.market.calendar import SymbolDay
 from fractal_assets_tests.conftest import shared_file
 
 TARDIS = "tardis_binance_futures_btcusdt_20200222/trades.csv.gz"
@@ -121,7 +122,7 @@ def test_real_trades_become_bars_equal_to_an_independent_duckdb_computation(
 def test_every_asset_check_runs_and_passes_on_real_data(config: Config, store: HotStore, instance: DagsterInstance) -> None:
     ingest(config, store, TARDIS)
     register_symbols(instance, ["BTCUSDT"])
-    result = materialize(PIPELINE, partition_key=SymbolDay("BTCUSDT", "2020-02-22").key, instance=instance,
+    result = materialize(PIPELINE, partition_key=partition_key(SymbolDay("BTCUSDT", "2020-02-22")), instance=instance,
                          resources=resources_for(config))
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == 4 * len(TIMEFRAMES) + len(TIMEFRAMES) - 1
@@ -201,7 +202,7 @@ def test_import_writes_partitions_directly_and_reimport_adds_nothing(config: Con
 
 
 def raw_ticks_key():
-    from fractal_assets.assets.ticks import raw_ticks
+    from fractal_assets.defs.assets.ticks import raw_ticks
 
     return raw_ticks.key
 

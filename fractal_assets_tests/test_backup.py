@@ -18,18 +18,18 @@ import pytest
 import redis
 from dagster import DagsterInstance
 
-from fractal_assets.backfill import materialize_days, partitions_with_data
-from fractal_assets.bars import compute_bars
-from fractal_assets.backup import MANIFEST, BackupError, backup, read_manifest, restore
 from fractal_assets.cli import main, source_id
 from fractal_assets.cold.parquet import write_ticks
 from fractal_assets.config import Config
+from fractal_assets.defs.materialize import materialize_days, partitions_with_data
+from fractal_assets.defs.resources import resources_for
 from fractal_assets.feeds import open_feed
 from fractal_assets.hot.keys import Keys
 from fractal_assets.hot.store import HotStore
-from fractal_assets.ingest import Ingestor
-from fractal_assets.partitions import DAY_MS
-from fractal_assets.resources import resources_for
+from fractal_assets.ingest.ingestor import Ingestor
+from fractal_assets.market.bars import compute_bars
+from fractal_assets.market.calendar import DAY_MS
+from fractal_assets.ops.backup import MANIFEST, BackupError, backup, read_manifest, restore
 from fractal_assets.warm.bars import replace_bars
 from fractal_assets.warm.db import connect
 from fractal_assets.warm.schema import MIGRATIONS, migrate

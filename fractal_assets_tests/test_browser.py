@@ -26,14 +26,14 @@ import pytest
 import redis
 from dagster import DagsterInstance
 
-from fractal_assets.backfill import materialize_days, partitions_with_data
 from fractal_assets.cold.parquet import read_ticks
 from fractal_assets.config import Config
+from fractal_assets.defs.materialize import materialize_days, partitions_with_data
+from fractal_assets.defs.resources import resources_for
 from fractal_assets.feeds.simulator import SimulatorSpec, simulate
 from fractal_assets.hot.keys import Keys
 from fractal_assets.hot.store import HotStore
-from fractal_assets.ingest import Ingestor
-from fractal_assets.resources import resources_for
+from fractal_assets.ingest.ingestor import Ingestor
 from fractal_assets_tests.conftest import free_port, private_prefix
 
 CHROMIUM = Path("/usr/bin/chromium")

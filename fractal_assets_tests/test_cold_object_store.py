@@ -28,25 +28,32 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance, materialize
 
-from fractal_assets.access import get_backtest_data
-from fractal_assets.assets.maintenance import cold_compaction
-from fractal_assets.backfill import materialize_days, partitions_with_data
-from fractal_assets.backup import backup, restore
+from fractal_assets.access.reads import get_backtest_data
 from fractal_assets.cli import source_id
 from fractal_assets.cold import decimals
 from fractal_assets.cold import store as cold_store
 from fractal_assets.cold.compaction import compact_partition
 from fractal_assets.cold.parquet import (
-    TICK_ENCODINGS, TICK_SCHEMA, ZSTD_LEVEL, part_files, read_ticks, tick_partition, to_parquet, write_ticks,
+    TICK_ENCODINGS,
+    TICK_SCHEMA,
+    ZSTD_LEVEL,
+    part_files,
+    read_ticks,
+    tick_partition,
+    to_parquet,
+    write_ticks,
 )
 from fractal_assets.cold.store import open_cold
 from fractal_assets.config import Config
+from fractal_assets.defs.assets.maintenance import cold_compaction
+from fractal_assets.defs.materialize import materialize_days, partitions_with_data
+from fractal_assets.defs.resources import ColdTierResource, resources_for
 from fractal_assets.feeds import open_feed
-from fractal_assets.health import check_health
 from fractal_assets.hot.store import HotStore
-from fractal_assets.ingest import Ingestor
-from fractal_assets.partitions import DAY_MS, day_start_ms
-from fractal_assets.resources import ColdTierResource, resources_for
+from fractal_assets.ingest.ingestor import Ingestor
+from fractal_assets.market.calendar import DAY_MS, day_start_ms
+from fractal_assets.ops.backup import backup, restore
+from fractal_assets.ops.health import check_health
 from fractal_assets_tests.conftest import free_port
 
 CEPH_TOOLS = ("ceph", "ceph-authtool", "monmaptool", "ceph-mon", "ceph-osd", "radosgw", "radosgw-admin")

@@ -23,9 +23,9 @@ from fractal_assets.hot.codec import PayloadError, pack_records, unpack_records
 from fractal_assets.hot.connection import ensure_embedded_redis, stop_embedded_redis
 from fractal_assets.hot.keys import Keys
 from fractal_assets.hot.store import HotStore
-from fractal_assets.ingest import Ingestor
-from fractal_assets.ticks import QUOTE_DTYPE, TICK_DTYPE
-from fractal_assets.validation import REASONS
+from fractal_assets.ingest.ingestor import Ingestor
+from fractal_assets.ingest.validation import REASONS
+from fractal_assets.market.ticks import QUOTE_DTYPE, TICK_DTYPE
 from fractal_assets_tests.test_ingest import write_ticks
 
 

@@ -15,10 +15,10 @@ import pytest
 
 from fractal_assets.feeds import detect_format, open_feed
 from fractal_assets.feeds.binance import DepthSync, DepthUpdate
-from fractal_assets.feeds.generic import FeedFormatError
-from fractal_assets.orderbook import OrderBook
-from fractal_assets.ticks import BookSnapshot, FeedChunk, RawQuotes, RawTrades, Rejection
-from fractal_assets.validation import UNPARSEABLE
+from fractal_assets.feeds.errors import FeedFormatError
+from fractal_assets.ingest.validation import UNPARSEABLE
+from fractal_assets.market.orderbook import OrderBook
+from fractal_assets.market.ticks import BookSnapshot, FeedChunk, RawQuotes, RawTrades, Rejection
 from fractal_assets_tests.conftest import shared_file
 
 pytestmark = pytest.mark.realdata

@@ -11,15 +11,15 @@ from pathlib import Path
 
 from dagster import DagsterInstance, Definitions, build_sensor_context
 
-from fractal_assets.assets.health import health_job, hot_tier_health, hot_tier_metrics
-from fractal_assets.assets.hot import hot_ticks
 from fractal_assets.cli import source_id
 from fractal_assets.config import Config
+from fractal_assets.defs.assets.hot import hot_ticks
+from fractal_assets.defs.health import health_job, hot_tier_health, hot_tier_metrics
+from fractal_assets.defs.resources import resources_for
 from fractal_assets.feeds import open_feed
-from fractal_assets.health import check_health, status
 from fractal_assets.hot.store import HotStore
-from fractal_assets.ingest import Ingestor
-from fractal_assets.resources import resources_for
+from fractal_assets.ingest.ingestor import Ingestor
+from fractal_assets.ops.health import check_health, status
 from fractal_assets.warm.db import connect
 from fractal_assets.warm.schema import migrate
 from fractal_assets_tests.test_ingest import write_ticks

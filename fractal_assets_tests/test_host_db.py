@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fractal_assets.access import get_backtest_data
+from fractal_assets.access.reads import get_backtest_data
 from fractal_assets.cli import source_id
 from fractal_assets.config import Config
 from fractal_assets.feeds import open_feed
 from fractal_assets.hot.store import HotStore
-from fractal_assets.ingest import Ingestor
+from fractal_assets.ingest.ingestor import Ingestor
 from fractal_assets.warm.backtest_cache import get_result, put_result
 from fractal_assets.warm.db import connect
 from fractal_assets.warm.retention import prune_bars

@@ -10,17 +10,17 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance
 
-from fractal_assets.backfill import materialize_days, partitions_with_data
 from fractal_assets.cli import source_id
 from fractal_assets.cold.parquet import read_quotes, read_ticks
 from fractal_assets.config import Config
+from fractal_assets.defs.materialize import materialize_days, partitions_with_data
+from fractal_assets.defs.resources import resources_for
 from fractal_assets.feeds import open_feed
 from fractal_assets.hot.store import HotStore
 from fractal_assets.indicators.realtime import TIMEFRAME, WINDOW_SECONDS
 from fractal_assets.indicators.windows import METRICS, window_metrics
-from fractal_assets.ingest import Ingestor
-from fractal_assets.resources import resources_for
-from fractal_assets.ticks import TICK_DTYPE
+from fractal_assets.ingest.ingestor import Ingestor
+from fractal_assets.market.ticks import TICK_DTYPE
 from fractal_assets_tests.conftest import shared_file
 
 BINANCE = "hftbacktest_binance_spot_feed_20240808/{}_20240808.gz"

@@ -19,9 +19,9 @@ from fractal_assets.feeds import open_feed
 from fractal_assets.hot.codec import unpack_records
 from fractal_assets.hot.connection import connect, embedded_socket, stop_embedded_redis
 from fractal_assets.hot.store import HotStore
-from fractal_assets.ingest import Ingestor
-from fractal_assets.ticks import TICK_DTYPE, FeedChunk, RawQuotes
-from fractal_assets.validation import BAD_QUOTE, REASONS, TS_OUT_OF_RANGE
+from fractal_assets.ingest.ingestor import Ingestor
+from fractal_assets.ingest.validation import BAD_QUOTE, REASONS, TS_OUT_OF_RANGE
+from fractal_assets.market.ticks import TICK_DTYPE, FeedChunk, RawQuotes
 
 
 def write_ticks(path: Path, n: int, symbols: tuple[str, ...] = ("AAA", "BBB"), seed: int = 1) -> pd.DataFrame:

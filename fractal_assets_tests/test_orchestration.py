@@ -11,17 +11,25 @@ import pandas as pd
 import pyarrow as pa
 from dagster import DagsterInstance, build_schedule_context, build_sensor_context, instance_for_test, materialize
 
-from fractal_assets.bars import compute_bars
-from fractal_assets.assets.maintenance import cold_compaction
-from fractal_assets.cold.parquet import TICK_ENCODINGS, TICK_SCHEMA, read_partition, read_ticks, tick_partition, to_parquet, write_ticks
+from fractal_assets.cold.parquet import (
+    TICK_ENCODINGS,
+    TICK_SCHEMA,
+    read_partition,
+    read_ticks,
+    tick_partition,
+    to_parquet,
+    write_ticks,
+)
 from fractal_assets.cold.store import open_cold
 from fractal_assets.config import Config
+from fractal_assets.defs.assets.maintenance import cold_compaction
+from fractal_assets.defs.automation import CLOSE_GRACE_MS, finalize_yesterday, hot_tier_sensor, nightly_compaction
+from fractal_assets.defs.resources import ColdTierResource, resources_for
 from fractal_assets.hot.store import HotStore
-from fractal_assets.ingest import Ingestor
-from fractal_assets.orchestration import CLOSE_GRACE_MS, finalize_yesterday, hot_tier_sensor, nightly_compaction
-from fractal_assets.partitions import DAY_MS
-from fractal_assets.resources import ColdTierResource, resources_for
-from fractal_assets.ticks import FeedChunk, RawTrades
+from fractal_assets.ingest.ingestor import Ingestor
+from fractal_assets.market.bars import compute_bars
+from fractal_assets.market.calendar import DAY_MS
+from fractal_assets.market.ticks import FeedChunk, RawTrades
 from fractal_assets.warm.bars import read_bars, replace_bars
 from fractal_assets.warm.db import connect
 from fractal_assets.warm.retention import BAR_SCHEMA, bar_partition, prune_bars, prune_derived

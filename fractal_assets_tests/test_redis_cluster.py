@@ -28,20 +28,20 @@ import redis
 from dagster import DagsterInstance
 from redis.cluster import RedisCluster
 
-from fractal_assets.access import get_backtest_data
-from fractal_assets.backfill import materialize_days, partitions_with_data
+from fractal_assets.access.reads import get_backtest_data
 from fractal_assets.cli import main, source_id
 from fractal_assets.config import Config
+from fractal_assets.defs.materialize import materialize_days, partitions_with_data
+from fractal_assets.defs.resources import resources_for
 from fractal_assets.feeds import open_feed
 from fractal_assets.feeds.simulator import SimulatorSpec, simulate
-from fractal_assets.health import check_health
 from fractal_assets.hot import store as store_module
 from fractal_assets.hot.connection import open_store, primaries
 from fractal_assets.hot.store import GuardedWrite, HotStore
-from fractal_assets.ingest import Ingestor
-from fractal_assets.redis_dump import export_redis, import_redis
-from fractal_assets.resources import resources_for
-from fractal_assets.validation import BAD_PRICE, BAD_SYMBOL
+from fractal_assets.ingest.ingestor import Ingestor
+from fractal_assets.ingest.validation import BAD_PRICE, BAD_SYMBOL
+from fractal_assets.ops.health import check_health
+from fractal_assets.ops.redis_dump import export_redis, import_redis
 from fractal_assets_tests.conftest import free_port, private_prefix
 from fractal_assets_tests.test_ingest import write_ticks
 

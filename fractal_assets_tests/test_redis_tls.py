@@ -30,8 +30,8 @@ import redis
 from fractal_assets.cli import main
 from fractal_assets.config import Config
 from fractal_assets.feeds.simulator import SimulatorSpec, simulate
-from fractal_assets.health import check_health
 from fractal_assets.hot.connection import open_store
+from fractal_assets.ops.health import check_health
 from fractal_assets_tests.conftest import free_port
 
 SYSTEM_REDIS_SERVER = "/usr/bin/redis-server"

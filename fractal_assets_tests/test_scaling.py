@@ -24,15 +24,16 @@ import redis
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 from redis.crc import key_slot
 
-from fractal_assets.backfill import PIPELINE, materialize_days, partitions_with_data
 from fractal_assets.config import Config
+from fractal_assets.defs.materialize import PIPELINE, materialize_days, partitions_with_data
+from fractal_assets.defs.partitions import partition_key
+from fractal_assets.defs.resources import resources_for
 from fractal_assets.feeds import open_feed
 from fractal_assets.feeds.simulator import SimulatorSpec, simulate
 from fractal_assets.hot.keys import Keys
 from fractal_assets.hot.store import HotStore
-from fractal_assets.ingest import Ingestor
-from fractal_assets.partitions import SymbolDay
-from fractal_assets.resources import resources_for
+from fractal_assets.ingest.ingestor import Ingestor
+from fractal_assets.market.calendar import SymbolDay
 
 if TYPE_CHECKING:
     import psycopg2.extensions
@@ -111,7 +112,7 @@ def test_a_partition_run_and_its_materializations_are_stored_in_postgresql(
         assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS]
         assert runs[0].tags["fractal/source"] == "fractal materialize"
         for asset in PIPELINE:
-            assert instance.get_materialized_partitions(asset.key) == {day.key}, asset.key
+            assert instance.get_materialized_partitions(asset.key) == {partition_key(day)}, asset.key
         event = instance.get_latest_materialization_event(AssetKey("bars_1m"))
         assert event.run_id == runs[0].run_id
         assert event.asset_materialization.metadata["rows"].value == 1
@@ -127,7 +128,7 @@ def test_a_partition_run_and_its_materializations_are_stored_in_postgresql(
             stored = cur.fetchall()
     finally:
         conn.close()
-    assert sorted(stored) == sorted((asset.key.to_string(), str(day.key)) for asset in PIPELINE)
+    assert sorted(stored) == sorted((asset.key.to_string(), str(partition_key(day))) for asset in PIPELINE)
     assert not (home / "history" / "runs.db").exists(), "no SQLite run storage was created beside the yaml"
 
 

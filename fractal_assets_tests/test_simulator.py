@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from fractal_assets.feeds.simulator import BOOK_LEVELS, SimulatorSpec, simulate, symbol_profile
-from fractal_assets.ticks import RAW_TRADE_FIELDS, BookSnapshot, FeedChunk
-from fractal_assets.validation import SymbolState, validate
+from fractal_assets.ingest.validation import SymbolState, validate
+from fractal_assets.market.ticks import RAW_TRADE_FIELDS, BookSnapshot, FeedChunk
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 START_MS = 1_700_000_000_000

@@ -9,8 +9,7 @@ import pytest
 
 from fractal_assets.hot.codec import PayloadError, pack_records, unpack_records
 from fractal_assets.hot.ring import RingBuffer
-from fractal_assets.ticks import TICK_DTYPE, RawTrades, tick_rule, to_ticks
-from fractal_assets.validation import (
+from fractal_assets.ingest.validation import (
     BAD_PRICE,
     BAD_SIDE,
     BAD_SYMBOL,
@@ -22,6 +21,7 @@ from fractal_assets.validation import (
     normalize_symbol,
     validate,
 )
+from fractal_assets.market.ticks import TICK_DTYPE, RawTrades, tick_rule, to_ticks
 
 
 def raw(symbol, ts, price, volume, side) -> RawTrades:
@@ -140,7 +140,7 @@ def test_timestamps_before_1970_or_far_in_the_future_are_out_of_range() -> None:
 
 
 def test_bars_of_ticks_on_bucket_edges() -> None:
-    from fractal_assets.bars import compute_bars
+    from fractal_assets.market.bars import compute_bars
 
     one = compute_bars(np.array([120_000]), np.array([5.0]), np.array([2.0]), np.array([1], dtype=np.int8), "1m")
     assert one[["timestamp", "open", "close", "tick_count", "buy_volume"]].values.tolist() == [[120_000, 5, 5, 1, 2]]

@@ -9,36 +9,20 @@ it by ``cold.compaction``; readers take them in part order.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fractal_assets.cold import decimals
 from fractal_assets.cold.store import PART_RE, ColdStore
-from fractal_assets.validation import normalize_symbol
+from fractal_assets.market import schema
+from fractal_assets.market.symbols import normalize_symbol
 
 ZSTD_LEVEL = 3
 READ_ATTEMPTS = 3
 
-TICK_SCHEMA = pa.schema([
-    ("ts", pa.int64()),
-    ("price", pa.float64()),
-    ("volume", pa.float64()),
-    ("side", pa.int8()),
-    ("seq", pa.int64()),
-])
-"""Archived ticks; ``seq`` is the symbol's arrival number (negative for imported history)."""
-
-QUOTE_SCHEMA = pa.schema([
-    ("ts", pa.int64()),
-    ("bid", pa.float64()),
-    ("ask", pa.float64()),
-    ("bid_size", pa.float64()),
-    ("ask_size", pa.float64()),
-    ("seq", pa.int64()),
-])
-"""Best bid/offer updates; ``seq`` is the symbol's quote arrival number."""
+TICK_SCHEMA = schema.STORED_TICK.arrow
+QUOTE_SCHEMA = schema.STORED_QUOTE.arrow
 
 TICK_ENCODINGS = {
     "ts": "DELTA_BINARY_PACKED",

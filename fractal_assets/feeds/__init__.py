@@ -12,14 +12,19 @@ import importlib
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fractal_assets.feeds.generic import FeedFormatError, read_csv, read_parquet
-from fractal_assets.ticks import FeedChunk
+from fractal_assets.feeds.errors import FeedFormatError
 
-Reader = Callable[[Path, int, bool], Iterator[FeedChunk]]
+if TYPE_CHECKING:
+    from fractal_assets.market.ticks import FeedChunk
+
+Reader = Callable[[Path, int, bool], Iterator["FeedChunk"]]
 
 
 def _generic(path: Path, chunk_rows: int, follow: bool) -> Iterator[FeedChunk]:
+    from fractal_assets.feeds.generic import read_csv, read_parquet
+
     if path.suffix == ".parquet":
         if follow:
             raise FeedFormatError("--follow needs a text file; Parquet files are complete when written")

@@ -23,10 +23,10 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from fractal_assets.feeds.generic import FeedFormatError
-from fractal_assets.orderbook import SNAPSHOT_MS, OrderBook, bucket_end, parse_levels
-from fractal_assets.ticks import BUY, SELL, BookSnapshot, FeedChunk, RawQuotes, RawTrades, Rejection
-from fractal_assets.validation import UNPARSEABLE
+from fractal_assets.feeds.errors import FeedFormatError
+from fractal_assets.ingest.validation import UNPARSEABLE
+from fractal_assets.market.orderbook import SNAPSHOT_MS, OrderBook, bucket_end, parse_levels
+from fractal_assets.market.ticks import BUY, SELL, BookSnapshot, FeedChunk, RawQuotes, RawTrades, Rejection
 
 BOOK_LEVELS = 10
 WAITING_UPDATES = 1000

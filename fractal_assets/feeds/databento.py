@@ -23,9 +23,9 @@ import databento_dbn as dbn
 import numpy as np
 import zstandard
 
-from fractal_assets.feeds.generic import FeedFormatError
-from fractal_assets.ticks import BUY, SELL, FeedChunk, RawTrades, Rejection
-from fractal_assets.validation import UNPARSEABLE
+from fractal_assets.feeds.errors import FeedFormatError
+from fractal_assets.ingest.validation import UNPARSEABLE
+from fractal_assets.market.ticks import BUY, SELL, FeedChunk, RawTrades, Rejection
 
 READ_BYTES = 1 << 20
 MBO_DTYPE = np.dtype(dbn.MBOMsg._dtypes)

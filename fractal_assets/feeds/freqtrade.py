@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fractal_assets.feeds.generic import FeedFormatError, frame_to_chunk
-from fractal_assets.ticks import FeedChunk, Rejection
-from fractal_assets.validation import UNPARSEABLE
+from fractal_assets.feeds.errors import FeedFormatError
+from fractal_assets.feeds.generic import frame_to_chunk
+from fractal_assets.ingest.validation import UNPARSEABLE
+from fractal_assets.market.ticks import FeedChunk, Rejection
 
 COLUMNS = ("ts", "id", "type", "side", "price", "volume", "cost")
 """freqtrade's row layout, named as the generic parser expects."""

@@ -18,15 +18,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from fractal_assets.ticks import FeedChunk, RawTrades, Rejection
-from fractal_assets.validation import UNPARSEABLE
+from fractal_assets.feeds.errors import FeedFormatError
+from fractal_assets.ingest.validation import UNPARSEABLE
+from fractal_assets.market.ticks import FeedChunk, RawTrades, Rejection
 
 REQUIRED = ("ts", "symbol", "price", "volume")
 SIDE_WORDS = {"1": 1.0, "+1": 1.0, "-1": -1.0, "buy": 1.0, "b": 1.0, "sell": -1.0, "s": -1.0, "": np.nan}
-
-
-class FeedFormatError(ValueError):
-    """A source that is not in the format it was read as."""
 
 
 def _side_column(values: pd.Series) -> np.ndarray:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fractal_assets.ticks import BookSnapshot, FeedChunk, RawQuotes, RawTrades
-from fractal_assets.validation import InvalidSymbol, normalize_symbol
+from fractal_assets.market.symbols import InvalidSymbol, normalize_symbol
+from fractal_assets.market.ticks import BookSnapshot, FeedChunk, RawQuotes, RawTrades
 
 STEP_MS = 100
 """Event-time resolution of the mid, the variance, the quotes and the books."""

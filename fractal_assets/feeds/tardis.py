@@ -19,10 +19,11 @@ import pandas as pd
 import pyarrow as pa
 
 from fractal_assets.feeds import head
-from fractal_assets.feeds.generic import FeedFormatError, csv_chunks, frame_to_chunk, row_text, unparsed
-from fractal_assets.orderbook import SNAPSHOT_MS, bucket_end
-from fractal_assets.ticks import BookSnapshot, FeedChunk, RawQuotes, Rejection
-from fractal_assets.validation import UNPARSEABLE
+from fractal_assets.feeds.errors import FeedFormatError
+from fractal_assets.feeds.generic import csv_chunks, frame_to_chunk, row_text, unparsed
+from fractal_assets.ingest.validation import UNPARSEABLE
+from fractal_assets.market.orderbook import SNAPSHOT_MS, bucket_end
+from fractal_assets.market.ticks import BookSnapshot, FeedChunk, RawQuotes, Rejection
 
 TRADE_COLUMNS = frozenset({"symbol", "timestamp", "side", "price", "amount"})
 QUOTE_COLUMNS = {"bid": "bid_price", "ask": "ask_price", "bid_size": "bid_amount", "ask_size": "ask_amount"}

@@ -12,7 +12,6 @@ from typing import Any
 import msgpack
 import numpy as np
 
-
 FORMAT_VERSION = 1
 MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 MAX_TICKS_PER_ENTRY = 200_000

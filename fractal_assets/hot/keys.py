@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fractal_assets.validation import SYMBOL_RE, InvalidSymbol
+from fractal_assets.market.symbols import SYMBOL_RE, InvalidSymbol
 
 
 @dataclass(frozen=True)

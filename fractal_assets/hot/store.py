@@ -20,8 +20,8 @@ from redis.cluster import ClusterPipeline, RedisCluster
 
 from fractal_assets.hot.codec import pack_book, pack_records, pack_value, unpack_records, unpack_value
 from fractal_assets.hot.keys import Keys
-from fractal_assets.ticks import QUOTE_DTYPE, TICK_DTYPE, BookSnapshot, Rejection
-from fractal_assets.validation import SymbolState
+from fractal_assets.ingest.validation import SymbolState
+from fractal_assets.market.ticks import QUOTE_DTYPE, TICK_DTYPE, BookSnapshot, Rejection
 
 DEAD_LETTER_MAXLEN = 1_000_000
 DEAD_LETTERS_PER_WRITE = 10_000

@@ -7,7 +7,7 @@ from itertools import repeat
 
 import pandas as pd
 
-from fractal_assets.bars import BAR_COLUMNS
+from fractal_assets.market.bars import BAR_COLUMNS
 from fractal_assets.warm.db import write_transaction
 
 _INSERT = (

@@ -12,18 +12,15 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
-from fractal_assets.bars import BAR_COLUMNS
 from fractal_assets.cold.parquet import read_partition, write_atomic
 from fractal_assets.cold.store import ColdStore
-from fractal_assets.partitions import DAY_MS
-from fractal_assets.validation import normalize_symbol
+from fractal_assets.market import schema
+from fractal_assets.market.bars import BAR_COLUMNS
+from fractal_assets.market.calendar import DAY_MS
+from fractal_assets.market.symbols import normalize_symbol
 from fractal_assets.warm.db import write_transaction
 
-BAR_SCHEMA = pa.schema([
-    ("timestamp", pa.int64()), ("open", pa.float64()), ("high", pa.float64()), ("low", pa.float64()),
-    ("close", pa.float64()), ("volume", pa.float64()), ("buy_volume", pa.float64()),
-    ("sell_volume", pa.float64()), ("tick_count", pa.int64()), ("vwap", pa.float64()),
-])
+BAR_SCHEMA = schema.BAR.arrow
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,12 @@
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from fractal_assets.archive import archive_day
-from fractal_assets.assets.hot import hot_ticks
+from fractal_assets.cold.archive import archive_day
 from fractal_assets.cold.parquet import read_ticks
-from fractal_assets.metadata import markdown_table, time_range
-from fractal_assets.partitions import symbol_day, tick_partitions
-from fractal_assets.resources import ColdTierResource, HotTierResource
+from fractal_assets.defs.assets.hot import hot_ticks
+from fractal_assets.defs.metadata import markdown_table, time_range
+from fractal_assets.defs.partitions import symbol_day, tick_partitions
+from fractal_assets.defs.resources import ColdTierResource, HotTierResource
 
 
 @asset(

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from dagster import AssetMaterialization, ConfigurableResource, DagsterInstance, materialize
 
-from fractal_assets.assets.bars import BAR_ASSETS
-from fractal_assets.assets.indicators import INDICATOR_ASSETS
-from fractal_assets.assets.ticks import raw_ticks
 from fractal_assets.cold.store import ColdStore
+from fractal_assets.defs.assets.bars import BAR_ASSETS
+from fractal_assets.defs.assets.indicators import INDICATOR_ASSETS
+from fractal_assets.defs.assets.ticks import raw_ticks
+from fractal_assets.defs.partitions import partition_key, symbol_partitions
 from fractal_assets.hot.store import HotStore, utc_days
-from fractal_assets.partitions import SymbolDay, symbol_partitions
+from fractal_assets.market.calendar import SymbolDay
 
 PIPELINE = [raw_ticks, *BAR_ASSETS, *INDICATOR_ASSETS]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -56,7 +57,7 @@ def record_imported(instance: DagsterInstance, days: list[SymbolDay]) -> None:
     register_symbols(instance, {d.symbol for d in days})
     for day in days:
         instance.report_runless_asset_event(
-            AssetMaterialization(asset_key=raw_ticks.key, partition=day.key, description="fractal import")
+            AssetMaterialization(asset_key=raw_ticks.key, partition=partition_key(day), description="fractal import")
         )
 
 
@@ -71,7 +72,7 @@ def materialize_days(
     failed = []
     for day in days:
         result = materialize(
-            PIPELINE, partition_key=day.key, instance=instance,
+            PIPELINE, partition_key=partition_key(day), instance=instance,
             resources=resources, raise_on_error=False, run_config=QUIET,
             tags={"fractal/source": "fractal materialize"},
         )

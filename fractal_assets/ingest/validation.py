@@ -6,16 +6,14 @@ Checks are vectorized over a whole chunk; only the per-symbol carry-over
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from fractal_assets.ticks import BUY, RawTrades, Rejection, tick_rule, to_ticks
-
-SYMBOL_RE = re.compile(r"^[A-Z0-9._-]{1,32}$")
+from fractal_assets.market.symbols import SYMBOL_RE, InvalidSymbol, normalize_symbol
+from fractal_assets.market.ticks import BUY, RawTrades, Rejection, tick_rule, to_ticks
 
 UNPARSEABLE = "unparseable"
 BAD_PRICE = "bad_price"
@@ -30,18 +28,6 @@ REASONS = (UNPARSEABLE, BAD_PRICE, BAD_VOLUME, BAD_SIDE, BAD_SYMBOL, TS_OUT_OF_R
 FUTURE_SLACK_MS = 86_400_000
 """A tick stamped more than a day past the wall clock is a bad timestamp, not the future:
 accepting it would make every later tick look like it went backwards."""
-
-
-class InvalidSymbol(ValueError):
-    """A symbol that may not reach a Redis key or a file path."""
-
-
-def normalize_symbol(symbol: str) -> str:
-    """Upper-case a symbol and check it against ``SYMBOL_RE``."""
-    norm = str(symbol).strip().upper()
-    if not SYMBOL_RE.match(norm):
-        raise InvalidSymbol(f"symbol {symbol!r} must match {SYMBOL_RE.pattern} after upper-casing")
-    return norm
 
 
 @dataclass

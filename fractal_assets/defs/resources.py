@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 
 from fractal_assets.cold.store import ColdStore, open_cold
-from fractal_assets.config import Config, dagster_reference, dagster_value
+from fractal_assets.config import SETTINGS, Config
 from fractal_assets.hot.connection import open_store
 from fractal_assets.hot.store import HotStore
 from fractal_assets.warm.db import connect as connect_sqlite
 from fractal_assets.warm.schema import migrate
+
+
+def dagster_value(name: str, fallback: str | None = None) -> Any:
+    """An ``EnvVar`` for a set variable (so the UI shows its source), else ``fallback``
+    or the documented default, for Dagster resource fields."""
+    if os.environ.get(name):
+        return EnvVar(name)
+    return SETTINGS[name].default if fallback is None else fallback
+
+
+def dagster_reference(name: str, value: str) -> Any:
+    """``EnvVar(name)`` when the environment holds ``value``, else ``value``: Dagster stores
+    resource values with each run, and a Redis or object-store URL can carry a password."""
+    return EnvVar(name) if os.environ.get(name) == value else value
 
 
 class HotTierResource(ConfigurableResource):

@@ -31,8 +31,8 @@ import redis
 
 from fractal_assets.cold.store import ColdStore
 from fractal_assets.config import Config
-from fractal_assets.redis_dump import export_redis, glob_escape, import_redis
 from fractal_assets.hot.connection import connect as connect_redis
+from fractal_assets.ops.redis_dump import export_redis, glob_escape, import_redis
 from fractal_assets.warm.db import connect as connect_sqlite
 from fractal_assets.warm.schema import MIGRATIONS, current_version
 

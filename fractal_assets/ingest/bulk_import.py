@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from fractal_assets.archive import hot_table, merge_by_seq
+from fractal_assets.cold.archive import hot_table, merge_by_seq
 from fractal_assets.cold.parquet import read_ticks, write_ticks
 from fractal_assets.cold.store import ColdStore
 from fractal_assets.hot.store import HotStore
-from fractal_assets.partitions import SymbolDay
-from fractal_assets.ticks import FeedChunk, Rejection
-from fractal_assets.validation import SymbolState, Validated, validate
+from fractal_assets.ingest.validation import SymbolState, Validated, validate
+from fractal_assets.market.calendar import SymbolDay
+from fractal_assets.market.ticks import FeedChunk, Rejection
 
 IMPORT_SEQ_ORIGIN = -(1 << 62)
 FILE_SEQ_SPAN = 1 << 40

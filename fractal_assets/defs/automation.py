@@ -17,13 +17,14 @@ from dagster import (
     sensor,
 )
 
-from fractal_assets.assets.bars import BAR_ASSETS
-from fractal_assets.assets.indicators import INDICATOR_ASSETS
-from fractal_assets.assets.maintenance import cold_compaction, warm_retention
-from fractal_assets.assets.ticks import raw_ticks
+from fractal_assets.defs.assets.bars import BAR_ASSETS
+from fractal_assets.defs.assets.indicators import INDICATOR_ASSETS
+from fractal_assets.defs.assets.maintenance import cold_compaction, warm_retention
+from fractal_assets.defs.assets.ticks import raw_ticks
+from fractal_assets.defs.partitions import partition_key, symbol_partitions
+from fractal_assets.defs.resources import HotTierResource
 from fractal_assets.hot.store import EntrySpan, utc_days
-from fractal_assets.partitions import DAY_MS, SymbolDay, day_start_ms, symbol_partitions
-from fractal_assets.resources import HotTierResource
+from fractal_assets.market.calendar import DAY_MS, SymbolDay, day_start_ms
 
 CLOSE_GRACE_MS = 60_000
 """A day counts as closed once the symbol's newest tick is this far past midnight."""
@@ -74,7 +75,7 @@ def hot_tier_sensor(context: SensorEvaluationContext, hot: HotTierResource) -> S
             continue
         days, through = closed_days(spans, max(s.t1 for s in spans))
         for date, newest_entry in sorted(days.items()):
-            key = SymbolDay(symbol, date).key
+            key = partition_key(SymbolDay(symbol, date))
             requests.append(RunRequest(run_key=f"{symbol}|{date}|{newest_entry.decode()}", partition_key=key))
         if through is not None:
             cursor[symbol] = through.decode()
@@ -96,7 +97,7 @@ def finalize_yesterday(context: ScheduleEvaluationContext):
     """After midnight UTC, rebuild yesterday for every symbol, late ticks included."""
     yesterday = (context.scheduled_execution_time.astimezone(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%d")
     for symbol in context.instance.get_dynamic_partitions(symbol_partitions.name):
-        yield RunRequest(run_key=f"finalize|{symbol}|{yesterday}", partition_key=SymbolDay(symbol, yesterday).key)
+        yield RunRequest(run_key=f"finalize|{symbol}|{yesterday}", partition_key=partition_key(SymbolDay(symbol, yesterday)))
 
 
 @schedule(

@@ -19,20 +19,19 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from fractal_assets.bars import BAR_COLUMNS, compute_bars
+from fractal_assets.access.request import Request
 from fractal_assets.cold.parquet import READ_ATTEMPTS, part_files, unique_order
 from fractal_assets.cold.store import ColdStore, duckdb_for
 from fractal_assets.config import Config
 from fractal_assets.hot.store import HotStore
-from fractal_assets.partitions import date_of
-from fractal_assets.query import Request
+from fractal_assets.market import schema
+from fractal_assets.market.bars import BAR_COLUMNS, compute_bars
+from fractal_assets.market.calendar import date_of
 from fractal_assets.warm.bars import read_bars
 from fractal_assets.warm.db import connect_readonly, has_table
 
-TICK_DTYPES = {"ts": "int64", "price": "float64", "volume": "float64", "side": "int8", "seq": "int64"}
-
-
-BAR_DTYPES = {c: "int64" if c in ("timestamp", "tick_count") else "float64" for c in BAR_COLUMNS}
+TICK_DTYPES = schema.STORED_TICK.pandas
+BAR_DTYPES = schema.BAR.pandas
 
 
 TICKS_SQL = """
@@ -105,7 +104,7 @@ def cold_bars(cold: ColdStore, files: list[str], req: Request) -> pd.DataFrame:
 
 
 def empty_ticks() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in TICK_DTYPES.items()})
+    return schema.STORED_TICK.empty_frame()
 
 
 def sort_unique(frame: pd.DataFrame) -> pd.DataFrame:
@@ -153,7 +152,7 @@ def warm_bars(config: Config, req: Request) -> pd.DataFrame:
 
 
 def empty_bars() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in BAR_DTYPES.items()})
+    return schema.BAR.empty_frame()
 
 
 def _partition(path: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fractal_assets.bars import TIMEFRAMES
+from fractal_assets.market.bars import TIMEFRAMES
 
 REL_TOL = 1e-9
 

@@ -3,10 +3,10 @@
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from fractal_assets.assets.bars import BAR_ASSETS, WARM_POOL
 from fractal_assets.cold.compaction import compact_all
-from fractal_assets.metadata import markdown_table
-from fractal_assets.resources import ColdTierResource, WarmTierResource
+from fractal_assets.defs.assets.bars import BAR_ASSETS, WARM_POOL
+from fractal_assets.defs.metadata import markdown_table
+from fractal_assets.defs.resources import ColdTierResource, WarmTierResource
 from fractal_assets.warm.retention import prune_bars, prune_derived
 
 

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from fractal_assets.ingest import IngestReport
+from fractal_assets.ingest.ingestor import IngestReport
 
 
 class Progress:

@@ -26,11 +26,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from fractal_assets.access.request import Request
+from fractal_assets.access.tier_reads import compute
 from fractal_assets.cold.store import ColdStore, file_version
 from fractal_assets.config import Config
 from fractal_assets.hot.store import HotStore
-from fractal_assets.query import Request
-from fractal_assets.tiers import compute
 
 CACHE_TTL_S = 24 * 3600
 

@@ -10,13 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-TICK_DTYPE = np.dtype([("ts", "<i8"), ("price", "<f8"), ("volume", "<f8"), ("side", "i1")])
-"""A stored tick: epoch ms (UTC), price, volume (fractional), aggressor side (+1 buy, -1 sell)."""
+from fractal_assets.market import schema
 
-QUOTE_DTYPE = np.dtype(
-    [("ts", "<i8"), ("bid", "<f8"), ("ask", "<f8"), ("bid_size", "<f8"), ("ask_size", "<f8")]
-)
-"""A best bid/offer update."""
+TICK_DTYPE = schema.TICK.numpy
+QUOTE_DTYPE = schema.QUOTE.numpy
 
 BUY, SELL = 1, -1
 

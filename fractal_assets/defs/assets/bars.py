@@ -18,14 +18,15 @@ from dagster import (
     asset,
 )
 
-from fractal_assets import bar_checks
-from fractal_assets.assets.ticks import raw_ticks
-from fractal_assets.bars import TIMEFRAMES, compute_bars
 from fractal_assets.cold.parquet import read_ticks
-from fractal_assets.metadata import markdown_table, png_markdown, time_range
-from fractal_assets.partitions import SymbolDay, symbol_day, tick_partitions
-from fractal_assets.plots import candlestick_png
-from fractal_assets.resources import ColdTierResource, WarmTierResource
+from fractal_assets.defs import bar_checks
+from fractal_assets.defs.assets.ticks import raw_ticks
+from fractal_assets.defs.metadata import markdown_table, png_markdown, time_range
+from fractal_assets.defs.partitions import symbol_day, tick_partitions
+from fractal_assets.defs.plots import candlestick_png
+from fractal_assets.defs.resources import ColdTierResource, WarmTierResource
+from fractal_assets.market.bars import TIMEFRAMES, compute_bars
+from fractal_assets.market.calendar import SymbolDay
 from fractal_assets.warm.bars import read_bars, replace_bars
 
 WARM_POOL = "warm_sqlite"

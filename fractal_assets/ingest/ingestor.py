@@ -21,9 +21,17 @@ from fractal_assets.config import Config
 from fractal_assets.hot.ring import RingBuffer
 from fractal_assets.hot.store import NOTHING, Block, HotStore, SourceCheckpoint
 from fractal_assets.indicators.realtime import WINDOW_SECONDS, batch_values, realtime_values
-from fractal_assets.monitoring import IngestMetrics
-from fractal_assets.ticks import QUOTE_DTYPE, TICK_DTYPE, BookSnapshot, FeedChunk, RawQuotes, RawTrades, Rejection
-from fractal_assets.validation import BAD_QUOTE, SymbolState, normalize_symbols, validate
+from fractal_assets.ingest.metrics import IngestMetrics
+from fractal_assets.ingest.validation import BAD_QUOTE, SymbolState, normalize_symbols, validate
+from fractal_assets.market.ticks import (
+    QUOTE_DTYPE,
+    TICK_DTYPE,
+    BookSnapshot,
+    FeedChunk,
+    RawQuotes,
+    RawTrades,
+    Rejection,
+)
 
 
 @dataclass

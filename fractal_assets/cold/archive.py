@@ -18,7 +18,7 @@ from fractal_assets.cold.parquet import (
 )
 from fractal_assets.cold.store import ColdStore
 from fractal_assets.hot.store import HotStore
-from fractal_assets.partitions import SymbolDay
+from fractal_assets.market.calendar import SymbolDay
 
 
 @dataclass(frozen=True)

@@ -8,18 +8,19 @@ import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from fractal_assets.assets.bars import WARM_POOL
-from fractal_assets.assets.ticks import raw_ticks
-from fractal_assets.bars import TIMEFRAMES
 from fractal_assets.cold.parquet import read_quotes, read_ticks
+from fractal_assets.defs.assets.bars import WARM_POOL
+from fractal_assets.defs.assets.ticks import raw_ticks
+from fractal_assets.defs.metadata import markdown_table, png_markdown, time_range
+from fractal_assets.defs.partitions import symbol_day, tick_partitions
+from fractal_assets.defs.plots import fractal_png, series_png
+from fractal_assets.defs.resources import ColdTierResource, WarmTierResource
 from fractal_assets.indicators.fractals import williams_fractals as find_fractals
 from fractal_assets.indicators.hurst import hurst_exponent as hurst
 from fractal_assets.indicators.windows import METRICS, microstructure_table
-from fractal_assets.metadata import markdown_table, png_markdown, time_range
-from fractal_assets.partitions import DAY_MS, SymbolDay, symbol_day, tick_partitions
-from fractal_assets.plots import fractal_png, series_png
-from fractal_assets.resources import ColdTierResource, WarmTierResource
-from fractal_assets.ticks import QUOTE_DTYPE, TICK_DTYPE
+from fractal_assets.market.bars import TIMEFRAMES
+from fractal_assets.market.calendar import DAY_MS, SymbolDay
+from fractal_assets.market.ticks import QUOTE_DTYPE, TICK_DTYPE
 from fractal_assets.warm.bars import read_bars
 from fractal_assets.warm.indicators import (
     read_indicator_values,

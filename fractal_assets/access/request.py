@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from fractal_assets.bars import TIMEFRAMES
-from fractal_assets.partitions import DAY_MS, day_start_ms
-from fractal_assets.validation import normalize_symbol
+from fractal_assets.market.bars import TIMEFRAMES
+from fractal_assets.market.calendar import DAY_MS, day_start_ms
+from fractal_assets.market.symbols import normalize_symbol
 
 KINDS = ("ticks", "bars")
 

@@ -17,9 +17,9 @@ from dagster import (
     sensor,
 )
 
-from fractal_assets.assets.hot import hot_ticks
-from fractal_assets.health import check_health, status
-from fractal_assets.resources import HotTierResource
+from fractal_assets.defs.assets.hot import hot_ticks
+from fractal_assets.defs.resources import HotTierResource
+from fractal_assets.ops.health import check_health, status
 
 
 def _metadata(values: dict) -> dict[str, MetadataValue]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fractal_assets.market import schema
+
 TIMEFRAMES: dict[str, int] = {
     "1m": 60_000,
     "5m": 300_000,
@@ -21,9 +23,7 @@ TIMEFRAMES: dict[str, int] = {
 }
 """Timeframe label -> bucket length in ms."""
 
-BAR_COLUMNS = (
-    "timestamp", "open", "high", "low", "close", "volume", "buy_volume", "sell_volume", "tick_count", "vwap",
-)
+BAR_COLUMNS = schema.BAR.names
 
 
 def _bucket_starts(ts: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,8 +47,7 @@ def _bucket_starts(ts: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
 def compute_bars(ts: np.ndarray, price: np.ndarray, volume: np.ndarray, side: np.ndarray, timeframe: str) -> pd.DataFrame:
     """One row per non-empty bucket; vwap is NaN for a bucket whose ticks all have zero volume."""
     if len(ts) == 0:
-        return pd.DataFrame({c: pd.Series(dtype="int64" if c in ("timestamp", "tick_count") else "float64")
-                             for c in BAR_COLUMNS})
+        return schema.BAR.empty_frame()
     width = TIMEFRAMES[timeframe]
     starts, buckets = _bucket_starts(ts, width)
     ends = np.append(starts[1:], len(ts))

@@ -15,16 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from fractal_assets import result_cache
-from fractal_assets.bars import TIMEFRAMES
-from fractal_assets.config import Config
-from fractal_assets.hot.connection import open_store
-from fractal_assets.hot.store import HotStore
-from fractal_assets.indicators.windows import METRICS
-from fractal_assets.partitions import DAY_MS
-from fractal_assets.query import check_timeframe, make_request
-from fractal_assets.result_cache import SETTLE_S, through_cache
-from fractal_assets.tiers import (
+from fractal_assets.access import result_cache
+from fractal_assets.access.request import check_timeframe, make_request
+from fractal_assets.access.result_cache import SETTLE_S, through_cache
+from fractal_assets.access.tier_reads import (
     between,
     compute,
     data_dates,
@@ -34,7 +28,13 @@ from fractal_assets.tiers import (
     sort_unique,
     sources,
 )
-from fractal_assets.validation import normalize_symbol
+from fractal_assets.config import Config
+from fractal_assets.hot.connection import open_store
+from fractal_assets.hot.store import HotStore
+from fractal_assets.indicators.windows import METRICS
+from fractal_assets.market.bars import TIMEFRAMES
+from fractal_assets.market.calendar import DAY_MS
+from fractal_assets.market.symbols import normalize_symbol
 from fractal_assets.warm.db import connect_readonly, has_table
 
 __all__ = ["SETTLE_S", "cache_stats", "get_backtest_data", "get_data_for_indicator", "get_fractal_indicators"]

@@ -1,0 +1,1 @@
+"""Reading every tier for users: backtest data, indicator data, the result cache."""

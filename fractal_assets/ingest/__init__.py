@@ -1,0 +1,1 @@
+"""Resident ingest: validation, micro-batching into the hot tier, real-time indicators, bulk import."""

@@ -1,0 +1,1 @@
+"""Operations: health and status, backups and restores, Redis snapshots."""
