@@ -7,37 +7,17 @@ redis-server is started for the session.
 
 from __future__ import annotations
 
-import socket
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import redis
 
 from fractal_assets.config import Config
-from fractal_assets.hot.connection import client_for, ensure_embedded_redis, stop_embedded_redis
+from fractal_assets.hot.connection import ensure_embedded_redis, stop_embedded_redis
 from fractal_assets.hot.keys import Keys
 from fractal_assets.hot.store import HotStore
-
-SYSTEM_REDIS = "redis://127.0.0.1:6379/13"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now, so parallel runs do not collide on a fixed one."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def shared_file(relative: str) -> Path:
-    """A file of the shared real market data, or a skip saying why it is missing."""
-    path = SHARED_DATA / relative
-    if not path.exists():
-        pytest.skip(f"real market data not present: {path} (see shared/data/SOURCES.md)")
-    return path
+from fractal_assets_tests.support import SYSTEM_REDIS, private_prefix
 
 
 @pytest.fixture(autouse=True)
@@ -58,17 +38,6 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("embedded-redis")
     yield ensure_embedded_redis(data_dir)
     stop_embedded_redis(data_dir)
-
-
-@contextmanager
-def private_prefix(redis_url: str) -> Iterator[str]:
-    """A key prefix no other test uses; its keys are deleted afterwards."""
-    prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    client = client_for(redis_url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
 
 
 @pytest.fixture

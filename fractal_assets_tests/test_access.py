@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,13 +29,13 @@ from fractal_assets.config import Config
 from fractal_assets.feeds import open_feed
 from fractal_assets.hot.store import HotStore
 from fractal_assets.ingest.bulk_import import file_seq_base, import_history
-from fractal_assets.ingest.ingestor import Ingestor
 from fractal_assets.market.bars import BAR_COLUMNS, TIMEFRAMES, compute_bars
 from fractal_assets.market.calendar import DAY_MS, SymbolDay
 from fractal_assets.warm.bars import replace_bars
 from fractal_assets.warm.db import connect
 from fractal_assets.warm.retention import BAR_SCHEMA, bar_partition, export_bars, prune_bars
 from fractal_assets.warm.schema import migrate
+from fractal_assets_tests.support import ingest_file, run_cli
 
 SYMBOL = "ACC"
 DAY1, DAY2, DAY3 = "2024-03-01", "2024-03-02", "2024-03-03"
@@ -69,7 +66,7 @@ def market(seed: int = 7) -> pd.DataFrame:
 
 def ingest(config: Config, store: HotStore, ticks: pd.DataFrame, path: Path) -> None:
     ticks.drop(columns="seq").assign(symbol=SYMBOL).to_parquet(path)
-    assert Ingestor(config, store, source_id(path)).run(open_feed(path)).total_accepted == len(ticks)
+    assert ingest_file(config, store, path).total_accepted == len(ticks)
 
 
 def build_bars(config: Config, day: str) -> None:
@@ -265,12 +262,6 @@ def test_fractal_indicators_prefer_fresh_realtime_values(tiers: Tiers) -> None:
     assert got["tick_imbalance"]["source"] == "warm" and got["tick_imbalance"]["value"] == 5.0
     assert got["hurst_exponent"] == {"value": 0.6, "timestamp": day_ms(DAY2), "source": "warm", "metadata": {"n": 2}}
     assert got["kyle_lambda"] is None
-
-
-def run_cli(config: Config, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "FRACTAL_REDIS_URL": config.redis_url, "FRACTAL_KEY_PREFIX": config.key_prefix}
-    return subprocess.run([sys.executable, "-m", "fractal_assets.cli", "--data-dir", str(config.data_dir), *args],
-                          env=env, capture_output=True, text=True)
 
 
 def test_cli_backtest_data_writes_parquet_and_csv_and_summarizes(tiers: Tiers, tmp_path: Path) -> None:

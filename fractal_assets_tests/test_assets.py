@@ -17,19 +17,16 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance, Definitions, materialize
 
-from fractal_assets.cli import source_id
 from fractal_assets.cold.parquet import read_ticks
 from fractal_assets.config import Config
 from fractal_assets.definitions import defs
 from fractal_assets.defs.materialize import PIPELINE, materialize_days, partitions_with_data, register_symbols
 from fractal_assets.defs.partitions import partition_key
 from fractal_assets.defs.resources import resources_for
-from fractal_assets.feeds import open_feed
 from fractal_assets.hot.store import HotStore
-from fractal_assets.ingest.ingestor import Ingestor
 from fractal_assets.market.bars import TIMEFRAMES
 from fractal_assets.market.calendar import SymbolDay
-from fractal_assets_tests.conftest import shared_file
+from fractal_assets_tests.support import ingest_file, run_cli, shared_file
 
 TARDIS = "tardis_binance_futures_btcusdt_20200222/trades.csv.gz"
 FREQTRADE = "freqtrade_binance_xrpeth_trades_20191011/XRP_ETH-trades.json.gz"
@@ -50,8 +47,7 @@ FROM t GROUP BY symbol, bucket ORDER BY symbol, bucket
 
 
 def ingest(config: Config, store: HotStore, relative: str) -> int:
-    path = shared_file(relative)
-    return Ingestor(config, store, source_id(path)).run(open_feed(path)).total_accepted
+    return ingest_file(config, store, shared_file(relative)).total_accepted
 
 
 def warm_bars(config: Config, timeframe: str) -> pd.DataFrame:
@@ -168,22 +164,19 @@ def test_two_concurrent_backfills_neither_fail_nor_corrupt_the_warm_db(config: C
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
-def run_cli(config: Config, *args: str, dagster_home: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "FRACTAL_REDIS_URL": config.redis_url, "FRACTAL_KEY_PREFIX": config.key_prefix}
-    env.pop("DAGSTER_HOME", None)
-    if dagster_home:
-        env["DAGSTER_HOME"] = str(dagster_home)
-    return subprocess.run([sys.executable, "-m", "fractal_assets.cli", "--data-dir", str(config.data_dir), *args],
-                          env=env, capture_output=True, text=True, check=True)
+def cli_ok(config: Config, *args: str, dagster_home: Path | None = None) -> subprocess.CompletedProcess:
+    done = run_cli(config, *args, dagster_home=dagster_home)
+    assert done.returncode == 0, done.stderr
+    return done
 
 
 def test_import_writes_partitions_directly_and_reimport_adds_nothing(config: Config, store: HotStore, tmp_path: Path) -> None:
     home = tmp_path / "dagster_home"
     home.mkdir()
     source = str(shared_file(FREQTRADE))
-    out = run_cli(config, "import", "--source", source, dagster_home=home).stdout
+    out = cli_ok(config, "import", "--source", source, dagster_home=home).stdout
     assert "imported 12477 ticks into 3 raw_ticks partitions" in out
-    run_cli(config, "import", "--source", source, dagster_home=home)
+    cli_ok(config, "import", "--source", source, dagster_home=home)
     counts = duckdb.execute(
         "SELECT date::VARCHAR, count(*), count(DISTINCT seq) FROM read_parquet($g, hive_partitioning = true) "
         "GROUP BY 1 ORDER BY 1", {"g": str(Path(config.cold_dir) / "ticks/*/*/*.parquet")},
@@ -196,7 +189,7 @@ def test_import_writes_partitions_directly_and_reimport_adds_nothing(config: Con
         assert instance.get_dynamic_partitions("symbol") == ["XRP_ETH"]
         materialized = instance.get_materialized_partitions(raw_ticks_key())
         assert len(materialized) == 3
-    run_cli(config, "materialize")
+    cli_ok(config, "materialize")
     for timeframe in TIMEFRAMES:
         assert_bars_equal(warm_bars(config, timeframe), expected_bars(config, timeframe))
 
@@ -212,9 +205,9 @@ def test_imported_and_live_ticks_of_one_day_are_archived_together(config: Config
     live = tmp_path / "live.csv"
     path.write_text("ts,symbol,price,volume,side\n1700000000000,MIX,10,1,1\n1700000001000,MIX,11,2,-1\n")
     live.write_text("ts,symbol,price,volume,side\n1700000002000,MIX,12,3,1\n")
-    run_cli(config, "import", "--source", str(path))
-    run_cli(config, "ingest", "--source", str(live))
-    run_cli(config, "materialize")
+    cli_ok(config, "import", "--source", str(path))
+    cli_ok(config, "ingest", "--source", str(live))
+    cli_ok(config, "materialize")
     ticks = read_ticks(config.cold, "MIX", "2023-11-14").to_pandas()
     assert ticks["ts"].tolist() == [1700000000000, 1700000001000, 1700000002000]
     assert (ticks["seq"] < 0).tolist() == [True, True, False]

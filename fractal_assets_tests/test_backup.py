@@ -33,7 +33,7 @@ from fractal_assets.ops.backup import MANIFEST, BackupError, backup, read_manife
 from fractal_assets.warm.bars import replace_bars
 from fractal_assets.warm.db import connect
 from fractal_assets.warm.schema import MIGRATIONS, migrate
-from fractal_assets_tests.conftest import private_prefix, shared_file
+from fractal_assets_tests.support import private_prefix, shared_file
 
 TARDIS = "tardis_binance_futures_btcusdt_20200222/trades.csv.gz"
 PARTITION = "ticks/symbol=BTCUSDT/date=2020-02-22"

@@ -34,7 +34,9 @@ from fractal_assets.feeds.simulator import SimulatorSpec, simulate
 from fractal_assets.hot.keys import Keys
 from fractal_assets.hot.store import HotStore
 from fractal_assets.ingest.ingestor import Ingestor
-from fractal_assets_tests.conftest import free_port, private_prefix
+from fractal_assets_tests.support import free_port, private_prefix
+
+pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():

@@ -29,7 +29,6 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from fractal_assets.access.reads import get_backtest_data
-from fractal_assets.cli import source_id
 from fractal_assets.cold import decimals
 from fractal_assets.cold import store as cold_store
 from fractal_assets.cold.compaction import compact_partition
@@ -48,13 +47,13 @@ from fractal_assets.config import Config
 from fractal_assets.defs.assets.maintenance import cold_compaction
 from fractal_assets.defs.materialize import materialize_days, partitions_with_data
 from fractal_assets.defs.resources import ColdTierResource, resources_for
-from fractal_assets.feeds import open_feed
 from fractal_assets.hot.store import HotStore
-from fractal_assets.ingest.ingestor import Ingestor
 from fractal_assets.market.calendar import DAY_MS, day_start_ms
 from fractal_assets.ops.backup import backup, restore
 from fractal_assets.ops.health import check_health
-from fractal_assets_tests.conftest import free_port
+from fractal_assets_tests.support import free_port, ingest_file
+
+pytestmark = pytest.mark.ceph
 
 CEPH_TOOLS = ("ceph", "ceph-authtool", "monmaptool", "ceph-mon", "ceph-osd", "radosgw", "radosgw-admin")
 S3_KEY, S3_SECRET = "fractal-test", "fractal-test-secret"
@@ -306,7 +305,7 @@ def parquet_bytes(table: pa.Table) -> bytes:
 
 def ingest(config: Config, store: HotStore, trades: pd.DataFrame, path: Path) -> None:
     trades.to_parquet(path)
-    assert Ingestor(config, store, source_id(path)).run(open_feed(path)).total_accepted == len(trades)
+    assert ingest_file(config, store, path).total_accepted == len(trades)
 
 
 def objects(config: Config) -> list[str]:

@@ -26,7 +26,7 @@ from fractal_assets.hot.store import HotStore
 from fractal_assets.ingest.ingestor import Ingestor
 from fractal_assets.ingest.validation import REASONS
 from fractal_assets.market.ticks import QUOTE_DTYPE, TICK_DTYPE
-from fractal_assets_tests.test_ingest import write_ticks
+from fractal_assets_tests.support import write_ticks
 
 
 def test_redis_restart_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> None:

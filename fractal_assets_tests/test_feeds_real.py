@@ -19,7 +19,7 @@ from fractal_assets.feeds.errors import FeedFormatError
 from fractal_assets.ingest.validation import UNPARSEABLE
 from fractal_assets.market.orderbook import OrderBook
 from fractal_assets.market.ticks import BookSnapshot, FeedChunk, RawQuotes, RawTrades, Rejection
-from fractal_assets_tests.conftest import shared_file
+from fractal_assets_tests.support import shared_file
 
 pytestmark = pytest.mark.realdata
 

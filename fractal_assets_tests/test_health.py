@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 from dagster import DagsterInstance, Definitions, build_sensor_context
 
-from fractal_assets.cli import source_id
 from fractal_assets.config import Config
 from fractal_assets.defs.assets.hot import hot_ticks
 from fractal_assets.defs.health import health_job, hot_tier_health, hot_tier_metrics
 from fractal_assets.defs.resources import resources_for
-from fractal_assets.feeds import open_feed
 from fractal_assets.hot.store import HotStore
-from fractal_assets.ingest.ingestor import Ingestor
 from fractal_assets.ops.health import check_health, status
 from fractal_assets.warm.db import connect
 from fractal_assets.warm.schema import migrate
-from fractal_assets_tests.test_ingest import write_ticks
+from fractal_assets_tests.support import ingest_file, run_cli, write_ticks
 
 DOWN = "redis://127.0.0.1:1/0"
 
@@ -37,13 +32,11 @@ def ready(config: Config) -> Config:
 def ingest(config: Config, store: HotStore, tmp_path: Path, n: int = 5_000) -> None:
     path = tmp_path / "ticks.csv"
     write_ticks(path, n, symbols=("HLT",))
-    Ingestor(config, store, source_id(path)).run(open_feed(path))
+    ingest_file(config, store, path)
 
 
 def health_cli(config: Config) -> subprocess.CompletedProcess:
-    env = {**os.environ, "FRACTAL_REDIS_URL": config.redis_url, "FRACTAL_KEY_PREFIX": config.key_prefix}
-    return subprocess.run([sys.executable, "-m", "fractal_assets.cli", "--data-dir", str(config.data_dir),
-                           "health", "--json"], env=env, capture_output=True, text=True)
+    return run_cli(config, "health", "--json")
 
 
 def test_health_reports_every_key_and_exit_code(config: Config, store: HotStore, tmp_path: Path) -> None:

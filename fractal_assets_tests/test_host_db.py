@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from fractal_assets.warm.backtest_cache import get_result, put_result
 from fractal_assets.warm.db import connect
 from fractal_assets.warm.retention import prune_bars
 from fractal_assets.warm.schema import MIGRATIONS
+from fractal_assets_tests.support import run_cli
 
 HOST_SCHEMA = """
 CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, since TEXT DEFAULT '2020-01-01');
@@ -61,12 +59,8 @@ def host_state(path: Path) -> tuple[dict[str, object], list[tuple], bytes]:
     return pragmas, master, dump.encode()
 
 
-def run_cli(config: Config, *args: str) -> str:
-    env = {**os.environ, "FRACTAL_REDIS_URL": config.redis_url, "FRACTAL_KEY_PREFIX": config.key_prefix,
-           "FRACTAL_WARM_DB": str(config.warm_db)}
-    env.pop("DAGSTER_HOME", None)
-    done = subprocess.run([sys.executable, "-m", "fractal_assets.cli", "--data-dir", str(config.data_dir), *args],
-                          env=env, capture_output=True, text=True)
+def cli_stdout(config: Config, *args: str) -> str:
+    done = run_cli(config, *args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -96,10 +90,10 @@ def test_migrate_and_materialize_leave_every_host_object_and_row_untouched(
     config = replace(config, warm_db=host)
 
     versions = ", ".join(str(m.version) for m in MIGRATIONS)
-    assert f"applied migrations {versions}" in run_cli(config, "migrate")
-    assert f"up to date (version {MIGRATIONS[-1].version})" in run_cli(config, "migrate")
+    assert f"applied migrations {versions}" in cli_stdout(config, "migrate")
+    assert f"up to date (version {MIGRATIONS[-1].version})" in cli_stdout(config, "migrate")
     ingest_a_day(config, store, tmp_path / "ticks.parquet")
-    run_cli(config, "materialize")
+    cli_stdout(config, "materialize")
     conn = connect(host)
     prune_bars(conn, config.cold, keep_days=0)
     put_result(conn, {"strategy": "sma", "symbol": "HOST"}, b"result bytes")

@@ -21,7 +21,7 @@ from fractal_assets.indicators.realtime import TIMEFRAME, WINDOW_SECONDS
 from fractal_assets.indicators.windows import METRICS, window_metrics
 from fractal_assets.ingest.ingestor import Ingestor
 from fractal_assets.market.ticks import TICK_DTYPE
-from fractal_assets_tests.conftest import shared_file
+from fractal_assets_tests.support import shared_file
 
 BINANCE = "hftbacktest_binance_spot_feed_20240808/{}_20240808.gz"
 

@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import redis
 
-from fractal_assets.cli import main, source_id
+from fractal_assets.cli import source_id
 from fractal_assets.config import Config
 from fractal_assets.feeds import open_feed
 from fractal_assets.hot.codec import unpack_records
@@ -22,35 +21,11 @@ from fractal_assets.hot.store import HotStore
 from fractal_assets.ingest.ingestor import Ingestor
 from fractal_assets.ingest.validation import BAD_QUOTE, REASONS, TS_OUT_OF_RANGE
 from fractal_assets.market.ticks import TICK_DTYPE, FeedChunk, RawQuotes
-
-
-def write_ticks(path: Path, n: int, symbols: tuple[str, ...] = ("AAA", "BBB"), seed: int = 1) -> pd.DataFrame:
-    """A generic tick CSV of n rows over the given symbols."""
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "ts": 1_700_000_000_000 + np.sort(rng.integers(0, 3_600_000, n)),
-        "symbol": rng.choice(symbols, n),
-        "price": np.round(100 + np.cumsum(rng.normal(0, 0.05, n)), 2),
-        "volume": np.round(rng.exponential(1.0, n), 6),
-        "side": rng.choice([1, -1], n),
-    })
-    frame.to_csv(path, index=False)
-    return frame
+from fractal_assets_tests.support import run_ingest, write_ticks
 
 
 def stored(store: HotStore, symbol: str) -> np.ndarray:
     return store.read_ticks(symbol).ticks
-
-
-def run_ingest(config: Config, path: Path, *extra: str) -> int:
-    env = {"FRACTAL_REDIS_URL": config.redis_url, "FRACTAL_KEY_PREFIX": config.key_prefix}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return main(["--data-dir", str(config.data_dir), "ingest", "--source", str(path), "--speed", "0", *extra])
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
 def test_generic_csv_reaches_redis_exactly_with_sides_and_order(config: Config, store: HotStore, tmp_path: Path) -> None:

@@ -8,8 +8,7 @@ import pytest
 from fractal_assets.cli import source_id
 from fractal_assets.config import Config
 from fractal_assets.hot.store import HotStore
-from fractal_assets_tests.conftest import shared_file
-from fractal_assets_tests.test_ingest import run_ingest
+from fractal_assets_tests.support import run_ingest, shared_file
 
 CASES = [
     ("tardis_binance_futures_btcusdt_20200222/trades.csv.gz", "BTCUSDT", 9_999, 5_267),

@@ -42,8 +42,9 @@ from fractal_assets.ingest.ingestor import Ingestor
 from fractal_assets.ingest.validation import BAD_PRICE, BAD_SYMBOL
 from fractal_assets.ops.health import check_health
 from fractal_assets.ops.redis_dump import export_redis, import_redis
-from fractal_assets_tests.conftest import free_port, private_prefix
-from fractal_assets_tests.test_ingest import write_ticks
+from fractal_assets_tests.support import free_port, private_prefix, write_ticks
+
+pytestmark = pytest.mark.redis_cluster
 
 REDIS_SERVER = Path("/usr/bin/redis-server")
 REDIS_CLI = Path("/usr/bin/redis-cli")

