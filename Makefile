@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The benchmarks' peers (arcticdb needs pandas<3) have their own lock and venv.
+# The benchmarks' peers (arcticdb needs pandas<3) have their own lock and venv; the project
+# itself is always measured in .venv, with its own locked packages.
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 # `make lock` compiles the locks with uv from a venv of its own (uv is not needed to install).
@@ -19,7 +20,7 @@ DEMO_DURATION ?= 900
 DEMO_RATE ?= 2000
 PORT ?= 3000
 
-.PHONY: install test demo bench redis lock clean
+.PHONY: install test test-fast demo bench redis lock clean
 
 # Everything from the hashed locks: pip first (its own lock), then every dependency, then the
 # project itself, editable, with no dependency resolution and the locked setuptools.
@@ -39,8 +40,13 @@ $(BENCH_STAMP): pyproject.toml requirements/pip.lock requirements/bench.lock
 
 install: $(STAMP)
 
+# The whole suite, two workers (one per core). Tests that need a tool the machine lacks skip with a reason.
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
+
+# Everything that needs no server but Redis: a quick loop while developing.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -n 2 -m "not (slow or browser or ceph or redis_cluster or tls or postgres)"
 
 redis: $(STAMP)
 	$(BIN)/fractal redis start
@@ -54,8 +60,8 @@ demo: $(STAMP)
 	@echo "Dagster UI: http://127.0.0.1:$(PORT)"
 	$(BIN)/dagster dev -m fractal_assets.definitions -h 127.0.0.1 -p $(PORT)
 
-bench: $(BENCH_STAMP)
-	$(BENCH_VENV)/bin/python -m bench
+bench: $(STAMP) $(BENCH_STAMP)
+	FRACTAL_PEER_PYTHON=$(CURDIR)/$(BENCH_VENV)/bin/python $(BIN)/python -m bench $(BENCH)
 
 $(UV_STAMP):
 	$(PYTHON) -m venv $(LOCK_VENV)
