@@ -26,6 +26,16 @@ def no_dagster_home(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def no_leaked_defs_state_storage() -> None:
+    """Dagster keeps the current instance's defs-state storage in a context variable that some
+    schedule/sensor test helpers leave set to a disposed instance; a later test resolving
+    Definitions outside an instance then fails ("undefined DagsterInstance weakref")."""
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    _current_storage.set(None)
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a real Redis: the system one when reachable, else an embedded one."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from fractal_assets.access import request as query
-from fractal_assets.access import tier_reads
+from fractal_assets.access import result_cache, tier_reads
 from fractal_assets.access.reads import (
-    SETTLE_S,
+    FRESH_MS,
     cache_stats,
     get_backtest_data,
     get_data_for_indicator,
@@ -155,14 +155,17 @@ def test_warm_bars_win_over_cold_ones(tiers: Tiers) -> None:
     pd.testing.assert_frame_equal(get_backtest_data(SYMBOL, DAY2, DAY2, "bars", "1m", config=tiers.config), warm)
 
 
-def settle() -> None:
-    """Let the files just written age past the cache's mtime-resolution guard."""
-    time.sleep(SETTLE_S + 0.1)
+@pytest.fixture
+def settle_window(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """Sets how old a source file must be before results read from it are cached (SETTLE_S):
+    0 stands for files that have aged past the guard, an hour for files just written, so no
+    verdict depends on how long the machine took between a write and a read."""
+    return lambda seconds: monkeypatch.setattr(result_cache, "SETTLE_S", seconds)
 
 
-def test_cache_hit_equals_miss_and_counts_both(tiers: Tiers) -> None:
+def test_cache_hit_equals_miss_and_counts_both(tiers: Tiers, settle_window: Callable[[float], None]) -> None:
     config = tiers.config
-    settle()
+    settle_window(0)
     first = get_backtest_data(SYMBOL, DAY1, DAY1, "bars", "1m", config=config)
     assert cache_stats(config) == {"hit": 0, "miss": 1, "skip": 0}
     second = get_backtest_data(SYMBOL, DAY1, DAY1, "bars", "1m", config=config)
@@ -179,30 +182,31 @@ def test_ranges_still_receiving_ticks_are_not_cached(tiers: Tiers) -> None:
     assert not tiers.store.client.exists(tiers.store.keys.backtest(SYMBOL, DAY2, DAY3, "ticks", None))
 
 
-def test_cache_is_invalidated_when_the_cold_tier_changes(tiers: Tiers, tmp_path: Path) -> None:
+def test_cache_is_invalidated_when_the_cold_tier_changes(tiers: Tiers, tmp_path: Path,
+                                                        settle_window: Callable[[float], None]) -> None:
     config = tiers.config
-    settle()
+    settle_window(0)
     before = get_backtest_data(SYMBOL, DAY1, DAY1, config=config)
+    settle_window(3600)
     late = tmp_path / "late.csv"
     late.write_text(f"ts,symbol,price,volume,side\n{day_ms(DAY1) + 5},{SYMBOL},99.5,2,1\n")
     import_history(open_feed(late), config.cold, file_seq_base(tiers.store, source_id(late)), config.ts_tolerance_ms)
     fresh = get_backtest_data(SYMBOL, DAY1, DAY1, config=config)
     assert len(fresh) == len(before) + 1 and 99.5 in fresh.price.tolist()
     assert cache_stats(config) == {"hit": 0, "miss": 1, "skip": 1}, "a just-written partition is not cached"
-    settle()
+    settle_window(0)
     pd.testing.assert_frame_equal(get_backtest_data(SYMBOL, DAY1, DAY1, config=config), fresh)
     pd.testing.assert_frame_equal(get_backtest_data(SYMBOL, DAY1, DAY1, config=config), fresh)
     assert cache_stats(config) == {"hit": 1, "miss": 2, "skip": 1}
 
 
-def test_cached_result_is_rebuilt_after_the_warm_tier_changes(tiers: Tiers) -> None:
+def test_cached_result_is_rebuilt_after_the_warm_tier_changes(tiers: Tiers, settle_window: Callable[[float], None]) -> None:
     config = tiers.config
-    settle()
+    settle_window(0)
     get_backtest_data(SYMBOL, DAY2, DAY2, "bars", "1d", config=config)
     conn = connect(config.warm_db)
     conn.execute("UPDATE fractal_bars SET close = 1.5 WHERE symbol = ? AND timeframe = '1d'", (SYMBOL,))
     conn.close()
-    settle()
     assert get_backtest_data(SYMBOL, DAY2, DAY2, "bars", "1d", config=config).close.tolist() == [1.5]
     assert cache_stats(config) == {"hit": 0, "miss": 2, "skip": 0}
 
@@ -256,12 +260,15 @@ def test_fractal_indicators_prefer_fresh_realtime_values(tiers: Tiers) -> None:
     store.write_indicators(SYMBOL, {
         ("vpin", "5m"): {"value": 0.3, "ts": newest - 60_000, "meta": {"window_s": 300}},
         ("tick_imbalance", "5m"): {"value": 9.0, "ts": newest - 3_600_000, "meta": {}},
+        ("kyle_lambda", "5m"): {"value": 0.1, "ts": newest - FRESH_MS - 1, "meta": {}},
     })
     got = get_fractal_indicators(SYMBOL, config=config)
     assert got["vpin"] == {"value": 0.3, "timestamp": newest - 60_000, "source": "hot", "metadata": {"window_s": 300}}
     assert got["tick_imbalance"]["source"] == "warm" and got["tick_imbalance"]["value"] == 5.0
     assert got["hurst_exponent"] == {"value": 0.6, "timestamp": day_ms(DAY2), "source": "warm", "metadata": {"n": 2}}
-    assert got["kyle_lambda"] is None
+    flow = got["order_flow_ratio"]
+    assert flow is not None and (flow["source"], flow["timestamp"]) == ("hot", newest), "ingest's value, up to date"
+    assert got["kyle_lambda"] is None, "a stale real-time value and no warm row"
 
 
 def test_cli_backtest_data_writes_parquet_and_csv_and_summarizes(tiers: Tiers, tmp_path: Path) -> None:

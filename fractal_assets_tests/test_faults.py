@@ -69,18 +69,20 @@ table = pa.table({"ts": np.sort(rng.integers(0, 86_400_000, n)) + 1_700_006_400_
                   "seq": np.arange(n)})
 while True:
     write_ticks(open_cold(sys.argv[1]), sys.argv[2], "2023-11-15", table)
+    print("written", flush=True)
 """
 
 
 def test_writer_killed_mid_parquet_never_leaves_a_partial_partition(tmp_path: Path) -> None:
     cold = open_cold(str(tmp_path / "cold"))
     for attempt, rows in enumerate((200_000, 400_000, 800_000)):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, cold.root, "KILL", str(rows)])
-        time.sleep(1.5 + 0.37 * attempt)
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, cold.root, "KILL", str(rows)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline() == "written\n", "the writer completed its first replacement"
+        time.sleep(0.05 + 0.1 * attempt)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         table = read_ticks(cold, "KILL", "2023-11-15")
-        assert table.num_rows == rows or (attempt > 0 and table.num_rows == (200_000, 400_000)[attempt - 1])
+        assert table.num_rows == rows
         visible = sorted(p.name for p in Path(tick_partition(cold, "KILL", "2023-11-15")).iterdir() if not p.name.startswith("."))
         assert visible == ["part-0.parquet"]
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ from fractal_assets.hot.store import HotStore
 from fractal_assets.ingest.ingestor import Ingestor
 from fractal_assets.ingest.validation import BAD_QUOTE, REASONS, TS_OUT_OF_RANGE
 from fractal_assets.market.ticks import TICK_DTYPE, FeedChunk, RawQuotes
-from fractal_assets_tests.support import run_ingest, write_ticks
+from fractal_assets_tests.support import ingest_file, run_ingest, write_ticks
 
 
 def stored(store: HotStore, symbol: str) -> np.ndarray:
@@ -139,6 +141,19 @@ def test_realtime_indicators_are_refreshed_from_the_ring(config: Config, store: 
     assert imbalance["ts"] == frame["ts"].iloc[-1]
     expected = (last["volume"] * last["side"]).sum() / last["volume"].sum()
     assert flow["value"] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("flush_ms", [0.0, math.inf], ids=["tail-with-full-batch", "tail-alone"])
+def test_realtime_indicators_cover_the_tail_however_it_was_flushed(
+    config: Config, store: HotStore, tmp_path: Path, flush_ms: float
+) -> None:
+    """50 ticks after a full micro-batch, fewer than indicator_every: committed with it or alone at the end."""
+    path = tmp_path / "tail.csv"
+    frame = write_ticks(path, 1_050, symbols=("TAIL",))
+    ingest_file(replace(config, batch_size=1_000, indicator_every=100, flush_ms=flush_ms), store, path)
+    last = frame[frame["ts"] >= frame["ts"].iloc[-1] - 300_000]
+    imbalance = store.read_indicator("TAIL", "tick_imbalance", "5m")
+    assert imbalance["ts"] == frame["ts"].iloc[-1] and imbalance["value"] == last["side"].sum()
 
 
 def test_embedded_redis_starts_under_the_data_dir_when_no_url_is_set(tmp_path: Path, monkeypatch) -> None:

@@ -6,6 +6,11 @@ waited on, and at the end. Each flush is one Redis commit that also moves
 the restart checkpoints (per symbol, then per source; see
 :meth:`HotStore.commit`), so a restart resumes exactly after what was stored:
 no tick twice, none lost.
+
+Real-time indicators are refreshed every ``indicator_every`` stored ticks of a
+symbol, and also whenever the feed is waited on and at its end, so that then
+they cover the symbol's newest stored tick however the wall clock grouped the
+ticks into commits.
 """
 
 from __future__ import annotations
@@ -173,20 +178,20 @@ class Ingestor:
         pacer = _Pacer(speed)
         for chunk in chunks:
             if not (_records(chunk) or chunk.rejections):
-                self._flush(take_rest=True)
+                self._flush_all()
                 continue
             if chunk.last_seq <= self._resume.handled:
                 self.report.skipped += _records(chunk)
                 continue
             delay = pacer.delay(chunk)
             if delay > 0:
-                self._flush(take_rest=True)
+                self._flush_all()
                 time.sleep(delay)
             self._accept(chunk, received=time.monotonic())
             self._flush(take_rest=self._stale())
             if progress:
                 progress(chunk.last_seq + 1, self.report)
-        self._flush(take_rest=True)
+        self._flush_all()
         self._push_metrics()
         self.report.seconds = time.monotonic() - started
         return self.report
@@ -247,6 +252,13 @@ class Ingestor:
         """A partial micro-batch has waited ``flush_ms``."""
         now = time.monotonic()
         return any(p.count and (now - p.since) * 1000 >= self.config.flush_ms for p in self._pending.values())
+
+    def _flush_all(self) -> None:
+        """Commit everything pending, then refresh the real-time indicators of every symbol
+        with stored ticks they do not cover yet (a tail shorter than ``indicator_every``)."""
+        self._flush(take_rest=True)
+        for symbol in [s for s, n in self._since_refresh.items() if n]:
+            self._refresh(symbol)
 
     def _flush(self, take_rest: bool) -> None:
         """Commit full micro-batches (and partial ones when ``take_rest``) with checkpoints."""
