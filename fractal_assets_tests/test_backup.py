@@ -169,22 +169,32 @@ def test_a_manifest_naming_a_path_outside_the_backup_is_refused(config: Config, 
 def test_the_warm_copy_is_a_consistent_snapshot_while_a_writer_commits(config: Config, tmp_path: Path) -> None:
     small_deployment(config)
     bars = compute_bars(np.arange(0, 600_000, 1000), np.full(600, 1.0), np.ones(600), np.ones(600, dtype=np.int8), "1m")
-    stop, started = threading.Event(), threading.Event()
+    stop, committed = threading.Event(), threading.Condition()
+    commits = [0]
 
     def write() -> None:
         conn = connect(config.warm_db)
-        day = 0
         while not stop.is_set():
-            replace_bars(conn, f"S{day}", "1m", 0, DAY_MS, bars)
-            started.set()
-            day += 1
+            replace_bars(conn, f"S{commits[0]}", "1m", 0, DAY_MS, bars)
+            with committed:
+                commits[0] += 1
+                committed.notify_all()
         conn.close()
+
+    def next_commit() -> None:
+        """Wait for the writer's next commit, so it commits between any two backups however
+        the threads are scheduled."""
+        with committed:
+            seen = commits[0]
+            assert committed.wait_for(lambda: commits[0] > seen, 30)
 
     writer = threading.Thread(target=write)
     writer.start()
+    made = []
     try:
-        assert started.wait(30)
-        made = [backup(config, tmp_path / "backups") for _ in range(5)]
+        for _ in range(5):
+            next_commit()
+            made.append(backup(config, tmp_path / "backups"))
     finally:
         stop.set()
         writer.join()

@@ -403,22 +403,33 @@ def test_a_reader_never_sees_a_torn_partition_while_it_is_rewritten(config: Conf
     write_ticks(cold, "TORN", "2024-08-08", tick_table(0, sizes[0]))
     seen: list[tuple[int, int]] = []
     errors: list[BaseException] = []
-    done = threading.Event()
+    done, read = threading.Event(), threading.Condition()
 
     def read_while_rewritten() -> None:
         while not done.is_set():
             try:
                 table = read_ticks(cold, "TORN", "2024-08-08")
             except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-                errors.append(exc)
+                with read:
+                    errors.append(exc)
+                    read.notify_all()
                 return
             versions = set(table.column("price").to_numpy().tolist())
-            seen.append((int(versions.pop()) if len(versions) == 1 else -1, table.num_rows))
+            with read:
+                seen.append((int(versions.pop()) if len(versions) == 1 else -1, table.num_rows))
+                read.notify_all()
+
+    def two_more_reads() -> None:
+        """Wait until a read has started after the last write, however the threads are scheduled."""
+        with read:
+            count = len(seen)
+            assert read.wait_for(lambda: len(seen) >= count + 2 or errors, 60)
 
     reader = threading.Thread(target=read_while_rewritten)
     reader.start()
     for version in range(1, 8):
         write_ticks(cold, "TORN", "2024-08-08", tick_table(version, sizes[version]))
+        two_more_reads()
     done.set()
     reader.join(timeout=120)
     assert not errors, errors[0]
