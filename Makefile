@@ -42,11 +42,11 @@ install: $(STAMP)
 
 # The whole suite, two workers (one per core). Tests that need a tool the machine lacks skip with a reason.
 test: $(STAMP)
-	$(BIN)/pytest -q -n 2
+	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 # Everything that needs no server but Redis: a quick loop while developing.
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -n 2 -m "not (slow or browser or ceph or redis_cluster or tls or postgres)"
+	$(BIN)/pytest -q -n 2 --dist loadgroup -m "not (slow or browser or ceph or redis_cluster or tls or postgres)"
 
 redis: $(STAMP)
 	$(BIN)/fractal redis start

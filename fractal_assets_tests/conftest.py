@@ -20,6 +20,13 @@ from fractal_assets.hot.store import HotStore
 from fractal_assets_tests.support import SYSTEM_REDIS, private_prefix
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts a Redis Cluster (its fixture) carries the ``redis_cluster`` marker."""
+    for item in items:
+        if "redis_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.redis_cluster)
+
+
 @pytest.fixture(autouse=True)
 def no_dagster_home(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests make their own Dagster instances; a developer's DAGSTER_HOME must not leak in."""

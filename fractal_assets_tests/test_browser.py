@@ -36,7 +36,7 @@ from fractal_assets.hot.store import HotStore
 from fractal_assets.ingest.ingestor import Ingestor
 from fractal_assets_tests.support import free_port, private_prefix
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():

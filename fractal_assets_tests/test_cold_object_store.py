@@ -53,7 +53,7 @@ from fractal_assets.ops.backup import backup, restore
 from fractal_assets.ops.health import check_health
 from fractal_assets_tests.support import free_port, ingest_file
 
-pytestmark = pytest.mark.ceph
+pytestmark = [pytest.mark.ceph, pytest.mark.xdist_group("ceph")]
 
 CEPH_TOOLS = ("ceph", "ceph-authtool", "monmaptool", "ceph-mon", "ceph-osd", "radosgw", "radosgw-admin")
 S3_KEY, S3_SECRET = "fractal-test", "fractal-test-secret"

@@ -44,7 +44,7 @@ from fractal_assets.ops.health import check_health
 from fractal_assets.ops.redis_dump import export_redis, import_redis
 from fractal_assets_tests.support import free_port, private_prefix, write_ticks
 
-pytestmark = pytest.mark.redis_cluster
+pytestmark = pytest.mark.xdist_group("redis_cluster")
 
 REDIS_SERVER = Path("/usr/bin/redis-server")
 REDIS_CLI = Path("/usr/bin/redis-cli")
@@ -116,7 +116,7 @@ def cluster_config(tmp_path: Path, redis_cluster: str) -> Iterator[Config]:
         yield Config.from_env(data_dir=tmp_path / "cluster-data", redis_url=redis_cluster, key_prefix=prefix)
 
 
-@pytest.fixture(params=["server", "cluster"])
+@pytest.fixture(params=["server", pytest.param("cluster", marks=pytest.mark.redis_cluster)])
 def hot_config(request: pytest.FixtureRequest) -> Config:
     """The same test on one server and on the cluster."""
     return request.getfixturevalue("config" if request.param == "server" else "cluster_config")

