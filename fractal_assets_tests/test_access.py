@@ -242,6 +242,40 @@ def test_indicator_data_is_routed_to_its_tier(tiers: Tiers) -> None:
         get_data_for_indicator(SYMBOL, "rsi", config=config)
 
 
+def test_indicator_names_accept_the_asset_spelling_and_list_every_valid_value(tiers: Tiers) -> None:
+    config = tiers.config
+    pd.testing.assert_frame_equal(get_data_for_indicator(SYMBOL, "williams_fractals", config=config),
+                                  get_data_for_indicator(SYMBOL, "williams_fractal", config=config))
+    with pytest.raises(ValueError) as refused:
+        get_data_for_indicator(SYMBOL, "fractal", config=config)
+    for name in ("tick_imbalance", "order_flow_ratio", "bid_ask_spread", "kyle_lambda", "vpin",
+                 "williams_fractal", "williams_fractals", "hurst_exponent"):
+        assert name in str(refused.value)
+
+
+def test_fractal_indicators_take_every_documented_timeframe(tiers: Tiers) -> None:
+    config, store = tiers.config, tiers.store
+    newest = int(tiers.ticks.ts.max())
+    store.write_indicators(SYMBOL, {("vpin", "1000t"): {"value": 0.7, "ts": newest, "meta": {}}})
+    assert get_fractal_indicators(SYMBOL, "1000t", config=config)["vpin"]["value"] == 0.7
+    with pytest.raises(ValueError, match="timeframe '7x' must be one of 1m, 5m, 15m, 1h, 1d or a tick count"):
+        get_fractal_indicators(SYMBOL, "7x", config=config)
+
+
+def test_utc_datetimes_and_a_symbol_column_on_request(tiers: Tiers) -> None:
+    config = tiers.config
+    plain = get_backtest_data(SYMBOL, DAY3, DAY3, config=config)
+    shaped = get_backtest_data(SYMBOL, DAY3, DAY3, config=config, utc=True, with_symbol=True)
+    assert list(shaped.columns) == ["symbol", *plain.columns] and set(shaped.symbol) == {SYMBOL}
+    assert str(shaped.ts.dtype) == "datetime64[ns, UTC]"
+    assert (shaped.ts.astype("int64") // 1_000_000).tolist() == plain.ts.tolist()
+    bars = get_data_for_indicator(SYMBOL, "hurst_exponent", config=config, utc=True)
+    assert bars.timestamp.dt.strftime("%Y-%m-%d").tolist() == [DAY1, DAY2, DAY3]
+    tiers.store.write_indicators(SYMBOL, {("vpin", "5m"): {"value": 0.3, "ts": int(tiers.ticks.ts.max()), "meta": {}}})
+    vpin = get_fractal_indicators(SYMBOL, config=config, utc=True)["vpin"]
+    assert vpin["timestamp"] == pd.Timestamp(int(tiers.ticks.ts.max()), unit="ms", tz="UTC")
+
+
 def test_fractal_indicators_prefer_fresh_realtime_values(tiers: Tiers) -> None:
     config, store = tiers.config, tiers.store
     newest = int(tiers.ticks.ts.max())
