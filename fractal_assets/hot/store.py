@@ -32,6 +32,7 @@ BOOK_MAXLEN = 72_000
 """Order-book snapshots kept per symbol: two hours at one per 100 ms. Books are not
 archived (their top of book is, as quotes), so the stream is capped, not trimmed on archive."""
 NOTHING = -1
+LIVE_BARS_FIELD = "live_bars"
 WATERMARKS = ("src", "qsrc", "book")
 """Per-source checkpoint fields of a symbol: ticks, quotes and books stored, in the order a
 symbol's write picks its guard from."""
@@ -416,6 +417,19 @@ class HotStore:
         if cut == 0:
             return 0
         return int(self.client.xtrim(self._stream_key(symbol, stream), minid=spans[cut].entry_id))
+
+    def mark_live_bars(self, through: dict[str, int]) -> None:
+        """Record per symbol that every closed 1m-1h bar ending at or before ``through`` is in
+        the warm tier (field ``live_bars`` of ``ckpt:{SYM}``); one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for symbol, ts in through.items():
+            pipe.hset(self.keys.checkpoint(symbol), LIVE_BARS_FIELD, ts)
+        pipe.execute()
+
+    def live_bars_through(self, symbol: str) -> int | None:
+        """The symbol's live-bar watermark (see :meth:`mark_live_bars`), or None."""
+        value = self.client.hget(self.keys.checkpoint(symbol), LIVE_BARS_FIELD)
+        return None if value is None else int(value)
 
     def symbols(self) -> list[str]:
         """Every symbol ingest has stored."""
