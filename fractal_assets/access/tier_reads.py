@@ -4,10 +4,11 @@ Ticks are the cold tier's Parquet (read by DuckDB: the symbol's date
 partitions in range, with the hive columns and the ts range filtered in SQL
 so row groups are skipped) plus the hot tier's ticks in range, deduplicated
 by arrival number ``seq`` and sorted by (ts, seq). Bars are, per bucket
-timestamp, the warm tier's (SQLite), else the cold tier's exported bars,
-else bars computed with ``compute_bars`` from the ticks of days the hot
-tier still holds (cold and hot ticks of those days together, so a bucket
-whose first ticks already left Redis is still complete).
+timestamp, the most complete of the warm tier's (SQLite), the cold tier's
+exported bars and bars computed with ``compute_bars`` from the ticks of
+days the hot tier still holds (cold and hot ticks of those days together,
+so a bucket whose first ticks already left Redis is still complete); see
+``merge_bars``.
 """
 
 from __future__ import annotations
@@ -176,10 +177,19 @@ def hot_day_bars(cold: ColdStore, store: HotStore, req: Request, ticks: list[str
 
 
 def merge_bars(warm: pd.DataFrame, cold: pd.DataFrame, computed: pd.DataFrame) -> pd.DataFrame:
-    """One bar per timestamp: warm, else cold, else computed; sorted by timestamp."""
+    """One bar per timestamp, from the most complete source: the bar counting the most
+    ticks, on a tie the warm tier's, then the cold tier's, then the computed one; sorted by
+    timestamp.
+
+    Every source counts ticks of the same deduplicated tick set, so a bar can only lack
+    ticks, never have extra ones: the highest ``tick_count`` is the most complete. A warm
+    bar built before more ticks of its bucket arrived loses to the bar computed from the
+    tiers' ticks."""
     frames = [f for f in (warm, cold, computed) if len(f)] or [empty_bars()]
-    merged = pd.concat(frames, ignore_index=True).drop_duplicates("timestamp", keep="first")
-    return merged.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    merged = pd.concat(frames, ignore_index=True)
+    order = np.lexsort((np.arange(len(merged)), -merged["tick_count"].to_numpy(), merged["timestamp"].to_numpy()))
+    merged = merged.iloc[order].drop_duplicates("timestamp", keep="first")
+    return merged.reset_index(drop=True)
 
 
 def require_known(config: Config, store: HotStore, symbol: str) -> None:
