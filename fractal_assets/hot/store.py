@@ -374,6 +374,33 @@ class HotStore:
         """Ticks of the stream entries in [min_id, max_id], in arrival order."""
         return self.read_stream(symbol, "ticks", min_id, max_id)
 
+    def read_ticks_since(self, symbol: str, since_ms: int, tolerance_ms: int, page: int = 64) -> HotRecords:
+        """Ticks of the newest entries, back to the first entry that cannot hold a tick stamped at
+        or after ``since_ms``, in arrival order (they include older ticks too).
+
+        Ticks arriving before an entry are at most its first tick plus the tolerance (ingest
+        rejects a tick more than the tolerance older than its symbol's newest), so the walk back
+        stops at an entry with ``t0 + tolerance < since_ms``.
+        """
+        key = self._stream_key(symbol, "ticks")
+        entries: list = []
+        upper: str | bytes = "+"
+        while True:
+            batch = self.client.xrevrange(key, upper, "-", count=page)
+            fresh = batch if upper == "+" else batch[1:]
+            entries += fresh
+            if not fresh or len(batch) < page or any(int(f[b"t0"]) + tolerance_ms < since_ms for _, f in fresh):
+                break
+            upper = batch[-1][0]
+        parts, seqs = [], []
+        for _, fields in reversed(entries):
+            records, seq0 = unpack_records(fields[b"d"], TICK_DTYPE)
+            parts.append(records)
+            seqs.append(np.arange(seq0, seq0 + len(records), dtype=np.int64))
+        if not parts:
+            return HotRecords(None, np.empty(0, dtype=TICK_DTYPE), np.empty(0, dtype=np.int64))
+        return HotRecords(entries[0][0], np.concatenate(parts), np.concatenate(seqs))
+
     def entry_spans(self, symbol: str, min_id: str | bytes = "-", stream: str = "ticks") -> list[EntrySpan]:
         """Entry ids with the time span of their records, without unpacking payloads."""
         entries = self.client.xrange(self._stream_key(symbol, stream), min_id, "+")

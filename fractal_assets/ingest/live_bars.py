@@ -83,8 +83,9 @@ class _Open:
         """All held ticks in (ts, arrival) order: the stable sort keeps arrival order on equal ts."""
         if self.fresh:
             ticks = np.concatenate([self.ordered, *self.fresh])
-            self.ordered = ticks[np.argsort(ticks["ts"], kind="stable")]
-            self.fresh = []
+            if np.any(np.diff(ticks["ts"]) < 0):
+                ticks = ticks[np.argsort(ticks["ts"], kind="stable")]
+            self.ordered, self.fresh = ticks, []
         return self.ordered
 
     def forget(self, tolerance: int) -> None:
