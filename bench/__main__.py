@@ -5,10 +5,11 @@ from __future__ import annotations
 import platform
 import sys
 
-from bench import access, bars, indicators, ingest, startup
+from bench import access, bars, indicators, ingest, open_day, startup
 
 
-BENCHMARKS = {"startup": startup, "ingest": ingest, "bars": bars, "indicators": indicators, "access": access}
+BENCHMARKS = {"startup": startup, "ingest": ingest, "bars": bars, "indicators": indicators, "access": access,
+              "open_day": open_day}
 
 
 def main(argv: list[str]) -> int:

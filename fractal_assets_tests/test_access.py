@@ -129,12 +129,9 @@ def test_ticks_from_cold_and_hot_come_back_exactly_once(tiers: Tiers) -> None:
 
 
 def expected_bars(tiers: Tiers, timeframe: str, start: str, end: str) -> pd.DataFrame:
-    """Bars of all ticks, except buckets the warm tier built from the archived ticks, which win
-    (the 1d bar of day 2 stays the morning's until day 2 is materialized again)."""
-    def bars(frame: pd.DataFrame) -> pd.DataFrame:
-        return compute_bars(*(frame[c].to_numpy() for c in ("ts", "price", "volume", "side")), timeframe)
-
-    merged = pd.concat([bars(tiers.archived), bars(tiers.ticks)]).drop_duplicates("timestamp")
+    """Bars of all ticks: the 1d bar of day 2, built by the warm tier from the morning's
+    archived ticks, is not served stale once the afternoon's ticks are in the hot tier."""
+    merged = compute_bars(*(tiers.ticks[c].to_numpy() for c in ("ts", "price", "volume", "side")), timeframe)
     rows = merged[(merged.timestamp >= day_ms(start)) & (merged.timestamp < day_ms(end) + DAY_MS)]
     return rows.sort_values("timestamp").reset_index(drop=True)
 
@@ -203,11 +200,12 @@ def test_cache_is_invalidated_when_the_cold_tier_changes(tiers: Tiers, tmp_path:
 def test_cached_result_is_rebuilt_after_the_warm_tier_changes(tiers: Tiers, settle_window: Callable[[float], None]) -> None:
     config = tiers.config
     settle_window(0)
-    get_backtest_data(SYMBOL, DAY2, DAY2, "bars", "1d", config=config)
+    get_backtest_data(SYMBOL, DAY2, DAY2, "bars", "1h", config=config)
     conn = connect(config.warm_db)
-    conn.execute("UPDATE fractal_bars SET close = 1.5 WHERE symbol = ? AND timeframe = '1d'", (SYMBOL,))
+    conn.execute("UPDATE fractal_bars SET close = 1.5 WHERE symbol = ? AND timeframe = '1h' AND timestamp = ?",
+                 (SYMBOL, day_ms(DAY2)))
     conn.close()
-    assert get_backtest_data(SYMBOL, DAY2, DAY2, "bars", "1d", config=config).close.tolist() == [1.5]
+    assert get_backtest_data(SYMBOL, DAY2, DAY2, "bars", "1h", config=config).close.iloc[0] == 1.5
     assert cache_stats(config) == {"hit": 0, "miss": 2, "skip": 0}
 
 
@@ -244,6 +242,40 @@ def test_indicator_data_is_routed_to_its_tier(tiers: Tiers) -> None:
     assert hurst.timestamp.tolist() == [day_ms(d) for d in (DAY1, DAY2, DAY3)]
     with pytest.raises(ValueError, match="unknown indicator_type 'rsi'; valid: tick_imbalance, .*hurst_exponent"):
         get_data_for_indicator(SYMBOL, "rsi", config=config)
+
+
+def test_indicator_names_accept_the_asset_spelling_and_list_every_valid_value(tiers: Tiers) -> None:
+    config = tiers.config
+    pd.testing.assert_frame_equal(get_data_for_indicator(SYMBOL, "williams_fractals", config=config),
+                                  get_data_for_indicator(SYMBOL, "williams_fractal", config=config))
+    with pytest.raises(ValueError) as refused:
+        get_data_for_indicator(SYMBOL, "fractal", config=config)
+    for name in ("tick_imbalance", "order_flow_ratio", "bid_ask_spread", "kyle_lambda", "vpin",
+                 "williams_fractal", "williams_fractals", "hurst_exponent"):
+        assert name in str(refused.value)
+
+
+def test_fractal_indicators_take_every_documented_timeframe(tiers: Tiers) -> None:
+    config, store = tiers.config, tiers.store
+    newest = int(tiers.ticks.ts.max())
+    store.write_indicators(SYMBOL, {("vpin", "1000t"): {"value": 0.7, "ts": newest, "meta": {}}})
+    assert get_fractal_indicators(SYMBOL, "1000t", config=config)["vpin"]["value"] == 0.7
+    with pytest.raises(ValueError, match="timeframe '7x' must be one of 1m, 5m, 15m, 1h, 1d or a tick count"):
+        get_fractal_indicators(SYMBOL, "7x", config=config)
+
+
+def test_utc_datetimes_and_a_symbol_column_on_request(tiers: Tiers) -> None:
+    config = tiers.config
+    plain = get_backtest_data(SYMBOL, DAY3, DAY3, config=config)
+    shaped = get_backtest_data(SYMBOL, DAY3, DAY3, config=config, utc=True, with_symbol=True)
+    assert list(shaped.columns) == ["symbol", *plain.columns] and set(shaped.symbol) == {SYMBOL}
+    assert str(shaped.ts.dtype) == "datetime64[ns, UTC]"
+    assert (shaped.ts.astype("int64") // 1_000_000).tolist() == plain.ts.tolist()
+    bars = get_data_for_indicator(SYMBOL, "hurst_exponent", config=config, utc=True)
+    assert bars.timestamp.dt.strftime("%Y-%m-%d").tolist() == [DAY1, DAY2, DAY3]
+    tiers.store.write_indicators(SYMBOL, {("vpin", "5m"): {"value": 0.3, "ts": int(tiers.ticks.ts.max()), "meta": {}}})
+    vpin = get_fractal_indicators(SYMBOL, config=config, utc=True)["vpin"]
+    assert vpin["timestamp"] == pd.Timestamp(int(tiers.ticks.ts.max()), unit="ms", tz="UTC")
 
 
 def test_fractal_indicators_prefer_fresh_realtime_values(tiers: Tiers) -> None:
@@ -360,3 +392,26 @@ def test_compaction_of_bars_keeps_the_latest_part_even_when_interrupted(config: 
     assert [p.name for p in Path(directory).iterdir()] == ["part-0.parquet"]
     pd.testing.assert_frame_equal(read(), want)
     assert compact_all(config.cold) == {}
+
+
+@pytest.mark.parametrize("span_ms", [50_000, 2 * HOUR])
+def test_bars_count_every_tick_after_a_build_and_more_ticks_in_the_same_bucket(
+    config: Config, store: HotStore, tmp_path: Path, span_ms: int,
+) -> None:
+    """Ingest, build the day's bars, ingest more into the same buckets: every timeframe counts
+    every tick, equal to bars computed from all of them."""
+    rng = np.random.default_rng(11)
+    start = day_ms(DAY1) + HOUR
+    ts = start + np.sort(rng.integers(0, span_ms, 4_000))
+    ticks = pd.DataFrame({"ts": ts, "price": np.round(100 + np.cumsum(rng.normal(0, 0.05, 4_000)), 2),
+                          "volume": np.round(rng.exponential(1.0, 4_000), 3),
+                          "side": rng.choice(np.array([1, -1], dtype=np.int8), 4_000), "seq": np.arange(4_000)})
+    ingest(config, store, ticks.iloc[:2_000], tmp_path / "first.parquet")
+    archive_day(store, config.cold, SymbolDay(SYMBOL, DAY1), keep_ms=3 * HOUR)
+    build_bars(config, DAY1)
+    ingest(config, store, ticks.iloc[2_000:], tmp_path / "more.parquet")
+    for timeframe in TIMEFRAMES:
+        got = get_backtest_data(SYMBOL, DAY1, DAY1, "bars", timeframe, config=config, use_cache=False)
+        assert got.tick_count.sum() == 4_000
+        want = compute_bars(*(ticks[c].to_numpy() for c in ("ts", "price", "volume", "side")), timeframe)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)

@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 
 from fractal_assets.access import result_cache
-from fractal_assets.access.request import check_timeframe, make_request
+from fractal_assets.access.presentation import shape, utc_datetime
+from fractal_assets.access.request import check_indicator_timeframe, make_request
 from fractal_assets.access.result_cache import SETTLE_S, through_cache
 from fractal_assets.access.tier_reads import (
     between,
@@ -46,9 +47,20 @@ BAR_INDICATORS = {"williams_fractal": ("5m", 8_640), "hurst_exponent": ("1d", 25
 """Indicator -> (bar timeframe, number of latest bars it needs)."""
 
 
+INDICATOR_ALIASES = {"williams_fractals": "williams_fractal"}
+"""Other accepted names: the Dagster asset is called ``williams_fractals``."""
+
+
 INDICATORS = (*TICK_INDICATORS, *BAR_INDICATORS)
 
 
+def indicator_name(indicator_type: str) -> str:
+    """The canonical indicator name, or a ValueError listing every accepted one."""
+    name = INDICATOR_ALIASES.get(indicator_type, indicator_type)
+    if name not in INDICATORS:
+        valid = ", ".join((*INDICATORS, *INDICATOR_ALIASES))
+        raise ValueError(f"unknown indicator_type {indicator_type!r}; valid: {valid}")
+    return name
 
 
 FRESH_MS = 5 * 60_000
@@ -69,21 +81,23 @@ def get_backtest_data(
     timeframe: str | None = None,
     config: Config | None = None,
     use_cache: bool = True,
+    utc: bool = False,
+    with_symbol: bool = False,
 ) -> pd.DataFrame:
     """Ticks (ts, price, volume, side, seq) or bars (``BAR_COLUMNS``) of a symbol for the UTC
     dates start_date..end_date inclusive, from every tier, each once, in time order.
 
     ``config`` defaults to the environment's; ``use_cache=False`` bypasses the Redis cache
-    (see the module docstring for when results are cached). Bad arguments raise ValueError
-    before any storage is read.
+    (see the module docstring for when results are cached). ``utc=True`` gives ``ts`` /
+    ``timestamp`` as UTC datetimes instead of epoch ms, ``with_symbol=True`` adds a leading
+    ``symbol`` column. Bad arguments raise ValueError before any storage is read.
     """
     req = make_request(symbol, start_date, end_date, kind, timeframe)
     config = config or Config.from_env()
     store = hot_store(config)
     files = sources(config, req)
-    if not use_cache:
-        return compute(config, store, req, files)
-    return through_cache(config, store, req, files)
+    data = compute(config, store, req, files) if not use_cache else through_cache(config, store, req, files)
+    return shape(data, req.symbol, utc, with_symbol)
 
 
 def cache_stats(config: Config | None = None) -> dict[str, int]:
@@ -108,22 +122,30 @@ def latest_bars(config: Config, store: HotStore, symbol: str, timeframe: str, ro
         days *= 2
 
 
-def get_data_for_indicator(symbol: str, indicator_type: str, config: Config | None = None) -> pd.DataFrame:
+def get_data_for_indicator(
+    symbol: str, indicator_type: str, config: Config | None = None, utc: bool = False, with_symbol: bool = False,
+) -> pd.DataFrame:
     """The data an indicator is computed from: the last 2 h of hot-tier ticks for tick
     microstructure, the last 8,640 5m bars for Williams fractals, the last 252 1d bars for
-    the Hurst exponent."""
-    if indicator_type not in INDICATORS:
-        raise ValueError(f"unknown indicator_type {indicator_type!r}; valid: {', '.join(INDICATORS)}")
+    the Hurst exponent.
+
+    ``indicator_type`` is one of tick_imbalance, order_flow_ratio, bid_ask_spread,
+    kyle_lambda, vpin, williams_fractal (or williams_fractals), hurst_exponent; ``utc`` and
+    ``with_symbol`` as in :func:`get_backtest_data`.
+    """
+    name = indicator_name(indicator_type)
     symbol = normalize_symbol(symbol)
     config = config or Config.from_env()
     store = hot_store(config)
-    if indicator_type in TICK_INDICATORS:
+    if name in TICK_INDICATORS:
         require_known(config, store, symbol)
         hot = hot_ticks(store, symbol)
         newest = int(hot["ts"].max()) if len(hot) else 0
-        return sort_unique(between(hot, newest - config.retention_ms, newest + 1))
-    timeframe, rows = BAR_INDICATORS[indicator_type]
-    return latest_bars(config, store, symbol, timeframe, rows)
+        data = sort_unique(between(hot, newest - config.retention_ms, newest + 1))
+    else:
+        timeframe, rows = BAR_INDICATORS[name]
+        data = latest_bars(config, store, symbol, timeframe, rows)
+    return shape(data, symbol, utc, with_symbol)
 
 
 def warm_indicator_values(config: Config, symbol: str, timeframe: str) -> dict[str, dict[str, Any]]:
@@ -168,18 +190,26 @@ def hot_indicator_values(store: HotStore, symbol: str, timeframe: str, names: li
     return out
 
 
-def get_fractal_indicators(symbol: str, timeframe: str = "5m", config: Config | None = None) -> dict[str, dict[str, Any] | None]:
+def get_fractal_indicators(
+    symbol: str, timeframe: str = "5m", config: Config | None = None, utc: bool = False,
+) -> dict[str, dict[str, Any] | None]:
     """Latest value of every indicator: {name: {value, timestamp, source, metadata} or None}.
 
     The real-time Redis value wins while fresh (within 5 minutes of the
     symbol's newest tick); otherwise the warm tier's latest row is used.
+    ``timeframe`` is a bar timeframe (1m, 5m, 15m, 1h, 1d) or a tick count such as
+    ``1000t`` (the metrics of the newest full micro-batch); ``utc=True`` gives each
+    ``timestamp`` as a UTC datetime instead of epoch ms.
     """
     symbol = normalize_symbol(symbol)
-    check_timeframe(timeframe)
+    check_indicator_timeframe(timeframe)
     config = config or Config.from_env()
     store = hot_store(config)
     require_known(config, store, symbol)
     warm = warm_indicator_values(config, symbol, timeframe)
     names = sorted(set(TICK_INDICATORS) | set(warm))
     hot = hot_indicator_values(store, symbol, timeframe, names)
-    return {name: hot.get(name) or warm.get(name) for name in names}
+    latest = {name: hot.get(name) or warm.get(name) for name in names}
+    if utc:
+        return {name: v and {**v, "timestamp": utc_datetime(v["timestamp"])} for name, v in latest.items()}
+    return latest

@@ -55,6 +55,19 @@ def check_timeframe(timeframe: str | None) -> str:
     return timeframe
 
 
+TICK_COUNT_RE = re.compile(r"^[1-9]\d*t$")
+"""A timeframe of ``N`` ticks (``1000t``: one full micro-batch of the default size)."""
+
+
+def check_indicator_timeframe(timeframe: str) -> str:
+    """A bar timeframe or a tick-count timeframe (``1000t``) of the ``ind:`` keys, or a
+    ValueError listing them."""
+    if timeframe in TIMEFRAMES or (isinstance(timeframe, str) and TICK_COUNT_RE.match(timeframe)):
+        return timeframe
+    raise ValueError(f"timeframe {timeframe!r} must be one of {', '.join(TIMEFRAMES)} "
+                     "or a tick count such as 1000t")
+
+
 def make_request(symbol: str, start_date: str | date, end_date: str | date, kind: str, timeframe: str | None) -> Request:
     """Validate every argument before any storage is touched."""
     start, end = parse_date("start_date", start_date), parse_date("end_date", end_date)

@@ -4,10 +4,11 @@ Ticks are the cold tier's Parquet (read by DuckDB: the symbol's date
 partitions in range, with the hive columns and the ts range filtered in SQL
 so row groups are skipped) plus the hot tier's ticks in range, deduplicated
 by arrival number ``seq`` and sorted by (ts, seq). Bars are, per bucket
-timestamp, the warm tier's (SQLite), else the cold tier's exported bars,
-else bars computed with ``compute_bars`` from the ticks of days the hot
-tier still holds (cold and hot ticks of those days together, so a bucket
-whose first ticks already left Redis is still complete).
+timestamp, the most complete of the warm tier's (SQLite), the cold tier's
+exported bars and bars computed with ``compute_bars`` from the ticks of
+days the hot tier still holds (cold and hot ticks of those days together,
+so a bucket whose first ticks already left Redis is still complete); see
+``merge_bars``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from fractal_assets.cold.store import ColdStore, duckdb_for
 from fractal_assets.config import Config
 from fractal_assets.hot.store import HotStore
 from fractal_assets.market import schema
-from fractal_assets.market.bars import BAR_COLUMNS, compute_bars
+from fractal_assets.ingest.live_bars import LIVE_TIMEFRAMES, floor_to
+from fractal_assets.market.bars import BAR_COLUMNS, TIMEFRAMES, compute_bars, roll_up
 from fractal_assets.market.calendar import date_of
 from fractal_assets.warm.bars import read_bars
 from fractal_assets.warm.db import connect_readonly, has_table
@@ -79,7 +81,7 @@ def _query(cold: ColdStore, sql: str, files: list[str], params: dict[str, Any]) 
     return duckdb_for(cold).cursor().sql(sql, params={"files": [cold.uri(p) for p in files], **params})
 
 
-def cold_ticks(cold: ColdStore, files: list[str], req: Request) -> pd.DataFrame:
+def cold_ticks(cold: ColdStore, files: list[str], req: Request, t0: int | None = None, t1: int | None = None) -> pd.DataFrame:
     """The cold tier's ticks of the request, sorted by (ts, seq), each seq once.
 
     DuckDB keeps the files' row order and every part is written sorted, so
@@ -89,7 +91,7 @@ def cold_ticks(cold: ColdStore, files: list[str], req: Request) -> pd.DataFrame:
     if not files:
         return empty_ticks()
     params = {"symbol": req.symbol, "start": date.fromisoformat(req.start), "end": date.fromisoformat(req.end),
-              "t0": req.start_ms, "t1": req.end_ms}
+              "t0": req.start_ms if t0 is None else t0, "t1": req.end_ms if t1 is None else t1}
     frame = _query(cold, TICKS_SQL, files, params).df()
     return frame if len({_partition(p) for p in files}) == len(files) else sort_unique(frame)
 
@@ -175,11 +177,56 @@ def hot_day_bars(cold: ColdStore, store: HotStore, req: Request, ticks: list[str
     return compute_bars(*columns, req.timeframe).astype(BAR_DTYPES)
 
 
+def live_tail_bars(config: Config, store: HotStore, req: Request, ticks: list[str], live: int) -> pd.DataFrame:
+    """Bars the live bars of the warm tier do not hold yet, read without touching older ticks.
+
+    The ingest process has written every 1m-1h bar ending at or before ``live`` (see
+    ingest.live_bars), so only buckets from ``live`` on are computed, from the newest hot
+    entries and the cold ticks of that span. A 1d bar of a day the hot tier holds is rolled
+    up from the day's 1h bars (live and computed): every tick counted, volume sums to float
+    rounding until the day's build writes the exact bar.
+    """
+    base = req.timeframe if req.timeframe in LIVE_TIMEFRAMES else LIVE_TIMEFRAMES[-1]
+    since = max(floor_to(live, TIMEFRAMES[base]), req.start_ms)
+    tail = compute_bars(*_columns(recent_ticks(config, store, req.symbol, ticks, since, req.end_ms)), base)
+    if base == req.timeframe:
+        return tail.astype(BAR_DTYPES)
+    first = store.client.xrange(store.keys.ticks(req.symbol), count=1)
+    if not first:
+        return empty_bars()
+    hot_from = max(floor_to(int(first[0][1][b"t0"]), TIMEFRAMES[req.timeframe]), req.start_ms)
+    hours = warm_bars(config, Request(req.symbol, date_of(hot_from), req.end, "bars", base))
+    return roll_up(merge_bars(hours[hours.timestamp >= hot_from], empty_bars(), tail), req.timeframe).astype(BAR_DTYPES)
+
+
+def recent_ticks(config: Config, store: HotStore, symbol: str, ticks: list[str], t0: int, t1: int) -> pd.DataFrame:
+    """Ticks with t0 <= ts < t1 from the newest hot entries and the cold files of those days."""
+    hot = store.read_ticks_since(symbol, t0, config.ts_tolerance_ms)
+    frame = between(pd.DataFrame({**{c: hot.ticks[c] for c in ("ts", "price", "volume", "side")}, "seq": hot.seq}), t0, t1)
+    days = {date_of(t0), date_of(min(t1, int(frame["ts"].max()) if len(frame) else t0))}
+    files = [p for p in ticks if _file_date(p) in days]
+    cold = cold_ticks(config.cold, files, Request(symbol, min(days), max(days), "ticks", None), t0, t1)
+    return union_ticks(cold, sort_unique(frame.astype(TICK_DTYPES)))
+
+
+def _columns(ticks: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    return tuple(ticks[c].to_numpy() for c in ("ts", "price", "volume", "side"))
+
+
 def merge_bars(warm: pd.DataFrame, cold: pd.DataFrame, computed: pd.DataFrame) -> pd.DataFrame:
-    """One bar per timestamp: warm, else cold, else computed; sorted by timestamp."""
+    """One bar per timestamp, from the most complete source: the bar counting the most
+    ticks, on a tie the warm tier's, then the cold tier's, then the computed one; sorted by
+    timestamp.
+
+    Every source counts ticks of the same deduplicated tick set, so a bar can only lack
+    ticks, never have extra ones: the highest ``tick_count`` is the most complete. A warm
+    bar built before more ticks of its bucket arrived loses to the bar computed from the
+    tiers' ticks."""
     frames = [f for f in (warm, cold, computed) if len(f)] or [empty_bars()]
-    merged = pd.concat(frames, ignore_index=True).drop_duplicates("timestamp", keep="first")
-    return merged.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    merged = pd.concat(frames, ignore_index=True)
+    order = np.lexsort((np.arange(len(merged)), -merged["tick_count"].to_numpy(), merged["timestamp"].to_numpy()))
+    merged = merged.iloc[order].drop_duplicates("timestamp", keep="first")
+    return merged.reset_index(drop=True)
 
 
 def require_known(config: Config, store: HotStore, symbol: str) -> None:
@@ -221,7 +268,9 @@ def read_tiers(config: Config, store: HotStore, req: Request, ticks: list[str], 
     cold = config.cold
     if req.kind == "ticks":
         return union_ticks(cold_ticks(cold, ticks, req), between(hot_ticks(store, req.symbol), req.start_ms, req.end_ms))
-    return merge_bars(warm_bars(config, req), cold_bars(cold, bars, req), hot_day_bars(cold, store, req, ticks))
+    live = store.live_bars_through(req.symbol)
+    computed = hot_day_bars(cold, store, req, ticks) if live is None else live_tail_bars(config, store, req, ticks, live)
+    return merge_bars(warm_bars(config, req), cold_bars(cold, bars, req), computed)
 
 
 def compute(config: Config, store: HotStore, req: Request, files: tuple[list[str], list[str]]) -> pd.DataFrame:

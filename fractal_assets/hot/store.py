@@ -32,6 +32,7 @@ BOOK_MAXLEN = 72_000
 """Order-book snapshots kept per symbol: two hours at one per 100 ms. Books are not
 archived (their top of book is, as quotes), so the stream is capped, not trimmed on archive."""
 NOTHING = -1
+LIVE_BARS_FIELD = "live_bars"
 WATERMARKS = ("src", "qsrc", "book")
 """Per-source checkpoint fields of a symbol: ticks, quotes and books stored, in the order a
 symbol's write picks its guard from."""
@@ -373,6 +374,33 @@ class HotStore:
         """Ticks of the stream entries in [min_id, max_id], in arrival order."""
         return self.read_stream(symbol, "ticks", min_id, max_id)
 
+    def read_ticks_since(self, symbol: str, since_ms: int, tolerance_ms: int, page: int = 64) -> HotRecords:
+        """Ticks of the newest entries, back to the first entry that cannot hold a tick stamped at
+        or after ``since_ms``, in arrival order (they include older ticks too).
+
+        Ticks arriving before an entry are at most its first tick plus the tolerance (ingest
+        rejects a tick more than the tolerance older than its symbol's newest), so the walk back
+        stops at an entry with ``t0 + tolerance < since_ms``.
+        """
+        key = self._stream_key(symbol, "ticks")
+        entries: list = []
+        upper: str | bytes = "+"
+        while True:
+            batch = self.client.xrevrange(key, upper, "-", count=page)
+            fresh = batch if upper == "+" else batch[1:]
+            entries += fresh
+            if not fresh or len(batch) < page or any(int(f[b"t0"]) + tolerance_ms < since_ms for _, f in fresh):
+                break
+            upper = batch[-1][0]
+        parts, seqs = [], []
+        for _, fields in reversed(entries):
+            records, seq0 = unpack_records(fields[b"d"], TICK_DTYPE)
+            parts.append(records)
+            seqs.append(np.arange(seq0, seq0 + len(records), dtype=np.int64))
+        if not parts:
+            return HotRecords(None, np.empty(0, dtype=TICK_DTYPE), np.empty(0, dtype=np.int64))
+        return HotRecords(entries[0][0], np.concatenate(parts), np.concatenate(seqs))
+
     def entry_spans(self, symbol: str, min_id: str | bytes = "-", stream: str = "ticks") -> list[EntrySpan]:
         """Entry ids with the time span of their records, without unpacking payloads."""
         entries = self.client.xrange(self._stream_key(symbol, stream), min_id, "+")
@@ -416,6 +444,19 @@ class HotStore:
         if cut == 0:
             return 0
         return int(self.client.xtrim(self._stream_key(symbol, stream), minid=spans[cut].entry_id))
+
+    def mark_live_bars(self, through: dict[str, int]) -> None:
+        """Record per symbol that every closed 1m-1h bar ending at or before ``through`` is in
+        the warm tier (field ``live_bars`` of ``ckpt:{SYM}``); one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for symbol, ts in through.items():
+            pipe.hset(self.keys.checkpoint(symbol), LIVE_BARS_FIELD, ts)
+        pipe.execute()
+
+    def live_bars_through(self, symbol: str) -> int | None:
+        """The symbol's live-bar watermark (see :meth:`mark_live_bars`), or None."""
+        value = self.client.hget(self.keys.checkpoint(symbol), LIVE_BARS_FIELD)
+        return None if value is None else int(value)
 
     def symbols(self) -> list[str]:
         """Every symbol ingest has stored."""

@@ -6,7 +6,9 @@ from dataclasses import asdict
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from fractal_assets.indicators.fractals import williams_fractals
 from fractal_assets.indicators.windows import METRICS, window_metrics
 
 WINDOW_SECONDS = 300
@@ -29,3 +31,29 @@ def realtime_values(ticks: np.ndarray, quotes: np.ndarray) -> dict[tuple[str, st
 def batch_values(block: np.ndarray, quotes: np.ndarray) -> dict[tuple[str, str], dict[str, Any]]:
     """The same metrics over one micro-batch of ticks, under timeframe ``{n}t`` (e.g. ``1000t``)."""
     return _values(block, quotes, f"{len(block)}t", ticks_in_batch=len(block))
+
+
+FRACTAL_N = 2
+"""Bars on each side of a Williams fractal, as in the ``williams_fractals`` asset."""
+
+
+def fractal_value(bars: pd.DataFrame, end_ts: int) -> dict[tuple[str, str], dict[str, Any]]:
+    """``williams_fractal`` on 5m for the bar the newest closed 5m bar just confirmed.
+
+    value: +1 when that bar (``FRACTAL_N`` bars before the newest) is an up fractal,
+    -1 a down fractal, 0 neither (both: +1, with both in meta); ts: the end of the
+    newest closed bar; meta: the confirmed bar's timestamp and the newest up and
+    down fractals (bar timestamp and price) among ``bars``.
+    """
+    up, down = williams_fractals(bars["high"].to_numpy(), bars["low"].to_numpy(), n=FRACTAL_N)
+    center = len(bars) - 1 - FRACTAL_N
+    is_up, is_down = (bool(up[center]), bool(down[center])) if center >= 0 else (False, False)
+    ts = bars["timestamp"].to_numpy()
+
+    def newest(mask: np.ndarray, column: str) -> dict[str, Any] | None:
+        hits = np.flatnonzero(mask)
+        return {"ts": int(ts[hits[-1]]), "value": float(bars[column].iloc[hits[-1]])} if len(hits) else None
+
+    meta = {"n": FRACTAL_N, "bar_ts": int(ts[center]) if center >= 0 else None, "up": newest(up, "high"),
+            "down": newest(down, "low"), "both": is_up and is_down}
+    return {("williams_fractal", TIMEFRAME): {"value": 1 if is_up else -1 if is_down else 0, "ts": end_ts, "meta": meta}}

@@ -26,6 +26,7 @@ from fractal_assets.config import Config
 from fractal_assets.hot.ring import RingBuffer
 from fractal_assets.hot.store import NOTHING, Block, HotStore, SourceCheckpoint
 from fractal_assets.indicators.realtime import WINDOW_SECONDS, batch_values, realtime_values
+from fractal_assets.ingest.live_bars import LiveBars
 from fractal_assets.ingest.metrics import IngestMetrics
 from fractal_assets.ingest.validation import BAD_QUOTE, SymbolState, normalize_symbols, validate
 from fractal_assets.market.ticks import (
@@ -168,6 +169,8 @@ class Ingestor:
         self._replay_through = max(self._stored_seq.values(), default=NOTHING)
         self._known_symbols = set(self._states)
         self.metrics = IngestMetrics.start()
+        self.live_bars = LiveBars(config, store)
+        """Closed bars of the open day to the warm tier (ingest.live_bars)."""
 
     def run(self, chunks: Iterable[FeedChunk], speed: float = 0.0, progress: ProgressFn | None = None) -> IngestReport:
         """Ingest every chunk; ``speed`` 0 is as fast as possible, N is N times real time.
@@ -179,6 +182,7 @@ class Ingestor:
         for chunk in chunks:
             if not (_records(chunk) or chunk.rejections):
                 self._flush_all()
+                self.live_bars.idle()
                 continue
             if chunk.last_seq <= self._resume.handled:
                 self.report.skipped += _records(chunk)
@@ -192,6 +196,7 @@ class Ingestor:
             if progress:
                 progress(chunk.last_seq + 1, self.report)
         self._flush_all()
+        self.live_bars.shut()
         self._push_metrics()
         self.report.seconds = time.monotonic() - started
         return self.report
@@ -320,6 +325,7 @@ class Ingestor:
             self._stored_seq[block.symbol] = block.source_seq
             self.rings.tick_ring(block.symbol).append(block.records)
             self._since_refresh[block.symbol] += len(block.records)
+        self.live_bars.committed(blocks)
         new = sorted({b.symbol for b in blocks} - self._known_symbols)
         if new and self.on_new_symbols:
             self.on_new_symbols(new)

@@ -68,3 +68,31 @@ def compute_bars(ts: np.ndarray, price: np.ndarray, volume: np.ndarray, side: np
         "tick_count": ends - starts,
         "vwap": vwap,
     })
+
+
+def roll_up(bars: pd.DataFrame, timeframe: str) -> pd.DataFrame:
+    """Bars of a coarser ``timeframe`` from finer ones sorted by timestamp: prices, volumes and
+    tick counts of every tick, the volume sums (and so the VWAP) to float rounding."""
+    if bars.empty:
+        return schema.BAR.empty_frame()
+    ts = bars["timestamp"].to_numpy()
+    starts, buckets = _bucket_starts(ts, TIMEFRAMES[timeframe])
+    ends = np.append(starts[1:], len(ts))
+    volume = bars["volume"].to_numpy()
+    notional = np.add.reduceat(np.nan_to_num(bars["vwap"].to_numpy()) * volume, starts)
+    vol = np.add.reduceat(volume, starts)
+    buy = np.add.reduceat(bars["buy_volume"].to_numpy(), starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vwap = np.where(vol > 0, notional / vol, np.nan)
+    return pd.DataFrame({
+        "timestamp": buckets,
+        "open": bars["open"].to_numpy()[starts],
+        "high": np.maximum.reduceat(bars["high"].to_numpy(), starts),
+        "low": np.minimum.reduceat(bars["low"].to_numpy(), starts),
+        "close": bars["close"].to_numpy()[ends - 1],
+        "volume": vol,
+        "buy_volume": buy,
+        "sell_volume": vol - buy,
+        "tick_count": np.add.reduceat(bars["tick_count"].to_numpy(), starts),
+        "vwap": vwap,
+    })

@@ -32,6 +32,28 @@ def replace_bars(conn: sqlite3.Connection, symbol: str, timeframe: str, start: i
     return len(records)
 
 
+_UPSERT = (
+    _INSERT + " ON CONFLICT (symbol, timeframe, timestamp) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in BAR_COLUMNS if c != "timestamp")
+    + " WHERE excluded.tick_count >= fractal_bars.tick_count"
+)
+
+
+def upsert_bars(conn: sqlite3.Connection, rows: list[tuple[str, str, pd.DataFrame]]) -> int:
+    """Insert or update bars of several (symbol, timeframe) in one transaction; a stored bar
+    is only replaced by one counting at least as many ticks, so a bar never loses ticks to a
+    build from fewer of them (an archive that is behind the live bars)."""
+    records = [
+        record for symbol, timeframe, bars in rows
+        for record in zip(repeat(symbol), repeat(timeframe), *(bars[c].tolist() for c in BAR_COLUMNS))
+    ]
+    if not records:
+        return 0
+    with write_transaction(conn):
+        conn.executemany(_UPSERT, records)
+    return len(records)
+
+
 def read_bars(conn: sqlite3.Connection, symbol: str, timeframe: str, start: int, end: int) -> pd.DataFrame:
     """Bars of [start, end), oldest first."""
     return pd.read_sql_query(
