@@ -7,7 +7,6 @@ import sys
 
 from bench import access, bars, indicators, ingest, open_day, startup
 
-
 BENCHMARKS = {"startup": startup, "ingest": ingest, "bars": bars, "indicators": indicators, "access": access,
               "open_day": open_day}
 

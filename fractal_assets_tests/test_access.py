@@ -269,8 +269,8 @@ def test_utc_datetimes_and_a_symbol_column_on_request(tiers: Tiers) -> None:
     plain = get_backtest_data(SYMBOL, DAY3, DAY3, config=config)
     shaped = get_backtest_data(SYMBOL, DAY3, DAY3, config=config, utc=True, with_symbol=True)
     assert list(shaped.columns) == ["symbol", *plain.columns] and set(shaped.symbol) == {SYMBOL}
-    assert str(shaped.ts.dtype) == "datetime64[ns, UTC]"
-    assert (shaped.ts.astype("int64") // 1_000_000).tolist() == plain.ts.tolist()
+    assert str(shaped.ts.dtype) == "datetime64[ms, UTC]"
+    assert ((shaped.ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)).tolist() == plain.ts.tolist()
     bars = get_data_for_indicator(SYMBOL, "hurst_exponent", config=config, utc=True)
     assert bars.timestamp.dt.strftime("%Y-%m-%d").tolist() == [DAY1, DAY2, DAY3]
     tiers.store.write_indicators(SYMBOL, {("vpin", "5m"): {"value": 0.3, "ts": int(tiers.ticks.ts.max()), "meta": {}}})

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 TIME_COLUMNS = ("ts", "timestamp")
 
 
 def utc_datetime(epoch_ms: Any) -> Any:
-    """Epoch ms (int, array or Series) as UTC pandas datetimes."""
-    return pd.to_datetime(epoch_ms, unit="ms", utc=True)
+    """Epoch ms (int, array or Series) as UTC pandas datetimes of millisecond unit, the
+    stored precision, whatever unit the pandas version would pick by default."""
+    if np.ndim(epoch_ms) == 0:
+        return pd.Timestamp(int(epoch_ms), unit="ms", tz="UTC")
+    return pd.DatetimeIndex(np.asarray(epoch_ms, dtype="int64").astype("datetime64[ms]")).tz_localize("UTC")
 
 
 def shape(frame: pd.DataFrame, symbol: str, utc: bool, with_symbol: bool) -> pd.DataFrame:
