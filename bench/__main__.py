@@ -5,12 +5,22 @@ from __future__ import annotations
 import platform
 import sys
 
-from bench import access, bars, indicators, ingest
+from bench import access, bars, indicators, ingest, orchestration
+
+BENCHMARKS = {"ingest": ingest, "bars": bars, "indicators": indicators, "access": access,
+              "orchestration": orchestration}
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """Every benchmark, or those named on the command line (``python -m bench orchestration``)."""
+    unknown = set(argv) - set(BENCHMARKS)
+    if unknown:
+        print(f"unknown benchmarks {sorted(unknown)}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 2
     print(f"# python {platform.python_version()} on {platform.machine()}, {platform.node()}")
-    for name, module in (("ingest", ingest), ("bars", bars), ("indicators", indicators), ("access", access)):
+    for name, module in BENCHMARKS.items():
+        if argv and name not in argv:
+            continue
         print(f"\n## {name}")
         for metric, value in module.run().items():
             print(f"{metric:36s} {value:>16,.3f}")
@@ -18,4 +28,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
