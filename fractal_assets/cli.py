@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,19 +48,10 @@ def _ingest(config: Config, chunks: Iterator[FeedChunk], source: str, speed: flo
     store = open_store(config)
     progress = Progress(total)
     try:
-        ingestor = Ingestor(config, store, source, on_new_symbols=_dagster_registrar())
+        ingestor = Ingestor(config, store, source)
         return ingestor.run(chunks, speed=speed, progress=progress)
     finally:
         progress.close()
-
-
-def _dagster_registrar() -> Callable[[list[str]], None] | None:
-    """With DAGSTER_HOME set, new symbols become ``symbol`` partitions as soon as they are stored."""
-    if not os.environ.get("DAGSTER_HOME"):
-        return None
-    from fractal_assets.defs.materialize import instance_from_env, register_symbols
-
-    return lambda symbols: register_symbols(instance_from_env(), symbols)
 
 
 def print_report(report: IngestReport) -> None:
@@ -114,7 +104,6 @@ def cmd_redis(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from fractal_assets.defs.materialize import instance_from_env, record_imported
     from fractal_assets.feeds import open_feed
     from fractal_assets.hot.connection import open_store
     from fractal_assets.ingest.bulk_import import file_seq_base, import_history
@@ -132,33 +121,48 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(f"rejected {len(report.rejected)}")
     for reason, n in sorted(Counter(r.reason for r in report.rejected).items()):
         print(f"  {reason}: {n}")
-    if os.environ.get("DAGSTER_HOME"):
-        record_imported(instance_from_env(), sorted(report.partitions, key=lambda d: (d.symbol, d.date)))
-        print("registered with Dagster: backfill the bars from the UI or run `fractal materialize`")
+    if report.partitions:
+        _register_imported(config, {d.date for d in report.partitions})
     return 0
 
 
+def _register_imported(config: Config, dates: set[str]) -> None:
+    """Imported dates become ``date`` partitions of the CLI's Dagster instance, so the UI
+    lists them and a backfill can build them."""
+    from fractal_assets.defs.materialize import cli_instance, dagster_home
+    from fractal_assets.defs.partitions import register_dates
+
+    new = register_dates(cli_instance(config), dates)
+    print(f"{len(new)} new dates registered with Dagster at {dagster_home(config)}: "
+          "backfill them from the UI or run `fractal materialize`")
+
+
 def cmd_materialize(args: argparse.Namespace) -> int:
-    from fractal_assets.defs.materialize import (
-        instance_from_env,
-        materialize_days,
-        partitions_with_data,
-    )
+    from fractal_assets.defs.materialize import cli_instance, dagster_home, materialize_dates, partitions_with_data
+    from fractal_assets.defs.partitions import valid_date
     from fractal_assets.defs.resources import resources_for
     from fractal_assets.hot.connection import open_store
 
     config = Config.from_env(data_dir=args.data_dir)
-    resources = resources_for(config)
+    bounds = [valid_date(d) for d in (args.start, args.end) if d]
+    symbol = normalize_symbol(args.symbol) if args.symbol else None
     days = [
         d for d in partitions_with_data(open_store(config), config.cold)
-        if (not args.symbol or d.symbol == normalize_symbol(args.symbol))
+        if (not symbol or d.symbol == symbol)
         and (not args.start or d.date >= args.start) and (not args.end or d.date <= args.end)
     ]
-    instance = instance_from_env()
-    print(f"materializing {len(days)} partitions")
-    failed = materialize_days(days, instance, resources)
-    for day in failed:
-        print(f"failed: {day.date}|{day.symbol}", file=sys.stderr)
+    dates = sorted({d.date for d in days})
+    for date in bounds:
+        if date not in dates:
+            print(f"no data{f' of {symbol}' if symbol else ''} on {date}: nothing to build for it")
+    print(f"materializing {len(dates)} dates ({len(days)} symbol-days) on the Dagster instance at {dagster_home(config)}")
+    started = time.perf_counter()
+    outcomes = materialize_dates(dates, cli_instance(config), resources_for(config), symbols=[symbol] if symbol else None,
+                                 on_run=lambda outcome: print(outcome.line(), flush=True))
+    failed = [o for o in outcomes if not o.success]
+    print(f"{len(outcomes)} runs, {sum(o.symbol_days for o in outcomes)} symbol-days, "
+          f"{sum(o.ticks for o in outcomes)} ticks, {sum(o.bars for o in outcomes)} bars, {len(failed)} failed, "
+          f"{time.perf_counter() - started:.1f} s")
     return 1 if failed else 0
 
 
@@ -296,8 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--chunk-rows", type=int, default=1_000_000, help=argparse.SUPPRESS)
     imp.set_defaults(func=cmd_import)
 
-    mat = sub.add_parser("materialize", help="archive ticks and build bars for every symbol-day with data")
-    mat.add_argument("--symbol", default=None)
+    mat = sub.add_parser("materialize", help="archive ticks and build bars and indicators of every date with data")
+    mat.add_argument("--symbol", default=None, help="build only this symbol's data of the dates")
     mat.add_argument("--start", default=None, help="first UTC date, YYYY-MM-DD")
     mat.add_argument("--end", default=None, help="last UTC date, YYYY-MM-DD")
     mat.set_defaults(func=cmd_materialize)

@@ -45,7 +45,11 @@ SETTINGS: dict[str, Setting] = {
         Setting("FRACTAL_BATCH_SIZE", "1000", "Ticks per Redis stream entry (micro-batch)."),
         Setting("FRACTAL_FLUSH_MS", "1", "A partial micro-batch is flushed once it is this old (ms)."),
         Setting("FRACTAL_INDICATOR_EVERY", "100", "Refresh real-time indicators every N ticks per symbol."),
-        Setting("FRACTAL_START_DATE", "2019-01-01", "First UTC date of the daily partitions."),
+        Setting("FRACTAL_START_DATE", "", "Ignore data before this UTC date (YYYY-MM-DD) when registering and "
+                "building dates. Empty: every date with data."),
+        Setting("FRACTAL_DAYS_PER_RUN", "30", "Dates one pipeline run builds at most (backfills and `fractal materialize`)."),
+        Setting("FRACTAL_INTRADAY_MINUTES", "15", "Minutes between intraday runs that archive and rebuild today "
+                "(a divisor of 60)."),
         Setting("FRACTAL_WARM_DAYS", "30", "Days of bars kept in the warm tier, counted back from a symbol's newest bar."),
         Setting("FRACTAL_HEALTH_MAX_TICK_LAG_MS", "0",
                 "Unhealthy when the newest tick is older than this (ms); 0 = not checked (replays, idle feeds)."),

@@ -20,12 +20,12 @@ from dagster import DagsterInstance, Definitions, materialize
 from fractal_assets.cold.parquet import read_ticks
 from fractal_assets.config import Config
 from fractal_assets.definitions import defs
-from fractal_assets.defs.materialize import PIPELINE, materialize_days, partitions_with_data, register_symbols
-from fractal_assets.defs.partitions import partition_key
+from fractal_assets.defs.assets.pipeline import build_days_asset
+from fractal_assets.defs.materialize import materialize_days, partitions_with_data
+from fractal_assets.defs.partitions import register_dates
 from fractal_assets.defs.resources import resources_for
 from fractal_assets.hot.store import HotStore
 from fractal_assets.market.bars import TIMEFRAMES
-from fractal_assets.market.calendar import SymbolDay
 from fractal_assets_tests.support import ingest_file, run_cli, shared_file
 
 TARDIS = "tardis_binance_futures_btcusdt_20200222/trades.csv.gz"
@@ -117,13 +117,13 @@ def test_real_trades_become_bars_equal_to_an_independent_duckdb_computation(
 
 def test_every_asset_check_runs_and_passes_on_real_data(config: Config, store: HotStore, instance: DagsterInstance) -> None:
     ingest(config, store, TARDIS)
-    register_symbols(instance, ["BTCUSDT"])
-    result = materialize(PIPELINE, partition_key=partition_key(SymbolDay("BTCUSDT", "2020-02-22")), instance=instance,
-                         resources=resources_for(config))
+    register_dates(instance, ["2020-02-22"])
+    result = materialize([build_days_asset], partition_key="2020-02-22", instance=instance, resources=resources_for(config))
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == 4 * len(TIMEFRAMES) + len(TIMEFRAMES) - 1
     assert all(e.passed for e in evaluations), [e.check_name for e in evaluations if not e.passed]
-    metadata = result.asset_materializations_for_node("bars_1m")[0].metadata
+    metadata = next(m.metadata for m in result.asset_materializations_for_node("build_days")
+                    if m.asset_key.to_user_string() == "bars_1m")
     assert metadata["rows"].value == len(warm_bars(config, "1m"))
     assert "data:image/png;base64," in metadata["candles"].value
 
@@ -185,19 +185,15 @@ def test_import_writes_partitions_directly_and_reimport_adds_nothing(config: Con
     assert sum(c[1] for c in counts) == 12_477 and all(c[1] == c[2] for c in counts)
     assert store.client.xlen(store.keys.ticks("XRP_ETH")) == 0
 
+    dates = ["2019-10-11", "2019-10-12", "2019-10-13"]
     with DagsterInstance.from_config(str(home)) as instance:
-        assert instance.get_dynamic_partitions("symbol") == ["XRP_ETH"]
-        materialized = instance.get_materialized_partitions(raw_ticks_key())
-        assert len(materialized) == 3
-    cli_ok(config, "materialize")
+        assert instance.get_dynamic_partitions("date") == dates
+    cli_ok(config, "materialize", dagster_home=home)
     for timeframe in TIMEFRAMES:
         assert_bars_equal(warm_bars(config, timeframe), expected_bars(config, timeframe))
-
-
-def raw_ticks_key():
-    from fractal_assets.defs.assets.ticks import raw_ticks
-
-    return raw_ticks.key
+    with DagsterInstance.from_config(str(home)) as instance:
+        for key in build_days_asset.keys:
+            assert instance.get_materialized_partitions(key) == set(dates), key
 
 
 def test_imported_and_live_ticks_of_one_day_are_archived_together(config: Config, store: HotStore, tmp_path: Path) -> None:

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from dagster import DagsterInstance, build_schedule_context, build_sensor_context, instance_for_test, materialize
+import pytest
+from dagster import (
+    DagsterInstance,
+    SkipReason,
+    build_schedule_context,
+    build_sensor_context,
+    instance_for_test,
+    materialize,
+)
 
+from fractal_assets.cold.archive import HotSlice, archive_day
 from fractal_assets.cold.parquet import (
     TICK_ENCODINGS,
     TICK_SCHEMA,
+    part_files,
+    read_part,
     read_partition,
     read_ticks,
     tick_partition,
@@ -23,12 +35,20 @@ from fractal_assets.cold.parquet import (
 from fractal_assets.cold.store import open_cold
 from fractal_assets.config import Config
 from fractal_assets.defs.assets.maintenance import cold_compaction
-from fractal_assets.defs.automation import CLOSE_GRACE_MS, finalize_yesterday, hot_tier_sensor, nightly_compaction
+from fractal_assets.defs.automation import (
+    CLOSE_GRACE_MS,
+    finalize_yesterday,
+    hot_tier_sensor,
+    intraday,
+    intraday_cron,
+    nightly_compaction,
+)
+from fractal_assets.defs.materialize import materialize_days
 from fractal_assets.defs.resources import ColdTierResource, resources_for
 from fractal_assets.hot.store import HotStore
 from fractal_assets.ingest.ingestor import Ingestor
 from fractal_assets.market.bars import compute_bars
-from fractal_assets.market.calendar import DAY_MS
+from fractal_assets.market.calendar import DAY_MS, SymbolDay
 from fractal_assets.market.ticks import FeedChunk, RawTrades
 from fractal_assets.warm.bars import read_bars, replace_bars
 from fractal_assets.warm.db import connect
@@ -51,34 +71,85 @@ def evaluate(instance: DagsterInstance, config: Config, cursor: str | None):
     return hot_tier_sensor(context)
 
 
-def test_sensor_requests_each_closed_day_once_and_registers_symbols(config: Config, store: HotStore) -> None:
+def test_sensor_registers_dates_and_requests_each_closed_date_once(config: Config, store: HotStore) -> None:
     ingestor = Ingestor(config, store, "test-source")
     ingestor.run([chunk("SENS", [DAY1 + 1000, DAY1 + DAY_MS - 1000, DAY1 + DAY_MS + 1000])])
     with DagsterInstance.ephemeral() as instance:
         first = evaluate(instance, config, None)
-        assert first.dynamic_partitions_requests[0].partition_keys == ["SENS"]
+        assert first.dynamic_partitions_requests[0].partition_keys == ["2023-11-15", "2023-11-16"]
         assert first.run_requests == []  # day 1 is not closed: newest tick is only 1 s past midnight
 
         Ingestor(config, store, "test-source-2").run([chunk("SENS", [DAY1 + DAY_MS + CLOSE_GRACE_MS + 5000])])
         second = evaluate(instance, config, first.cursor)
-        assert [r.partition_key.keys_by_dimension for r in second.run_requests] == [
-            {"date": "2023-11-15", "symbol": "SENS"}
-        ]
-        instance.add_dynamic_partitions("symbol", ["SENS"])
+        assert [r.partition_key for r in second.run_requests] == ["2023-11-15"]
+        instance.add_dynamic_partitions("date", ["2023-11-15", "2023-11-16"])
         third = evaluate(instance, config, second.cursor)
         assert third.dynamic_partitions_requests == []
         assert {r.run_key for r in third.run_requests} <= {r.run_key for r in second.run_requests}, \
-            "with no new data a day may only be asked for under its old run key, which Dagster skips"
+            "with no new data a date may only be asked for under its old run key, which Dagster skips"
         assert json.loads(third.cursor) == json.loads(second.cursor)
 
 
-def test_finalize_schedule_requests_yesterday_for_every_symbol() -> None:
+def schedule_context(instance: DagsterInstance, at: dt.datetime):
+    return build_schedule_context(instance=instance, scheduled_execution_time=at)
+
+
+def test_finalize_schedule_requests_yesterday_when_it_has_data() -> None:
     with instance_for_test() as instance:
-        instance.add_dynamic_partitions("symbol", ["AAA", "BBB"])
-        context = build_schedule_context(instance=instance,
-                                         scheduled_execution_time=dt.datetime(2024, 3, 2, 0, 15, tzinfo=dt.timezone.utc))
-        requests = list(finalize_yesterday(context))
-    assert sorted(str(r.partition_key) for r in requests) == ["2024-03-01|AAA", "2024-03-01|BBB"]
+        instance.add_dynamic_partitions("date", ["2024-03-01"])
+        request = finalize_yesterday(schedule_context(instance, dt.datetime(2024, 3, 2, 0, 15, tzinfo=dt.timezone.utc)))
+        skipped = finalize_yesterday(schedule_context(instance, dt.datetime(2024, 3, 3, 0, 15, tzinfo=dt.timezone.utc)))
+    assert request.partition_key == "2024-03-01"
+    assert isinstance(skipped, SkipReason)
+
+
+def test_intraday_schedule_requests_today_once_it_has_data() -> None:
+    at = dt.datetime(2024, 3, 2, 10, 45, tzinfo=dt.timezone.utc)
+    with instance_for_test() as instance:
+        assert isinstance(intraday(schedule_context(instance, at)), SkipReason)
+        instance.add_dynamic_partitions("date", ["2024-03-02"])
+        request = intraday(schedule_context(instance, at))
+    assert request.partition_key == "2024-03-02"
+    assert intraday.cron_schedule == "*/15 * * * *"
+    assert intraday_cron(5) == "*/5 * * * *"
+    with pytest.raises(ValueError, match="divide 60"):
+        intraday_cron(7)
+
+
+def test_intraday_runs_append_only_new_ticks_and_keep_redis_within_retention(config: Config, store: HotStore) -> None:
+    """Three runs over one open day, ticks arriving between them: each run appends a part with
+    the ticks that arrived since the last, none twice or missed; the bars equal the ticks'."""
+    config = replace(config, batch_size=50, retention_hours=1.0)
+    resources = resources_for(config)
+    date = "2023-11-15"
+    stamps = [DAY1 + np.arange(i * 7_200_000, (i + 1) * 7_200_000, 30_000) for i in range(3)]
+    with DagsterInstance.ephemeral() as instance:
+        for i, ts in enumerate(stamps):
+            Ingestor(config, store, f"feed-{i}").run([chunk("INTRA", ts.tolist(), first_seq=0)])
+            assert materialize_days([SymbolDay("INTRA", date)], instance, resources) == []
+            in_redis = store.read_ticks("INTRA").ticks["ts"]
+            assert in_redis.min() >= ts.max() - config.retention_ms - 50 * 30_000, "Redis holds retention + a batch"
+    parts = part_files(config.cold, tick_partition(config.cold, "INTRA", date))
+    assert [p.rsplit("/", 1)[1] for p in parts] == ["part-0.parquet", "part-1.parquet", "part-2.parquet"]
+    seqs = [read_part(config.cold, p).column("seq").to_numpy() for p in parts]
+    assert [len(s) for s in seqs] == [len(ts) for ts in stamps]
+    assert len(np.unique(np.concatenate(seqs))) == sum(len(ts) for ts in stamps), "no tick in two parts"
+    ticks = read_ticks(config.cold, "INTRA", date)
+    assert ticks.column("ts").to_pylist() == np.concatenate(stamps).tolist()
+    with connect(config.warm_db) as conn:
+        bars = read_bars(conn, "INTRA", "1m", DAY1, DAY1 + DAY_MS)
+    expected = compute_bars(ticks.column("ts").to_numpy(), ticks.column("price").to_numpy(),
+                            ticks.column("volume").to_numpy(), ticks.column("side").to_numpy(), "1m")
+    pd.testing.assert_frame_equal(bars, expected, check_dtype=False)
+
+
+def test_an_archive_that_died_before_its_watermark_stores_no_tick_twice(config: Config, store: HotStore) -> None:
+    Ingestor(config, store, "feed").run([chunk("DIED", (DAY1 + np.arange(0, 600_000, 1000)).tolist())])
+    first = archive_day(store, config.cold, SymbolDay("DIED", "2023-11-15"), keep_ms=DAY_MS)
+    store.client.delete(store.keys.archived("DIED", "ticks"))  # as if the run died before marking
+    again = HotSlice.read(store, "DIED", "ticks", ["2023-11-15"]).archive(config.cold, "2023-11-15")
+    assert (first.rows, again.duplicates, again.path) == (600, 600, None)
+    assert read_ticks(config.cold, "DIED", "2023-11-15").num_rows == 600
 
 
 def test_retention_moves_old_bars_to_parquet_before_deleting(tmp_path: Path) -> None:

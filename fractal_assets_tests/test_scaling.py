@@ -25,8 +25,8 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 from redis.crc import key_slot
 
 from fractal_assets.config import Config
-from fractal_assets.defs.materialize import PIPELINE, materialize_days, partitions_with_data
-from fractal_assets.defs.partitions import partition_key
+from fractal_assets.defs.assets.pipeline import build_days_asset
+from fractal_assets.defs.materialize import materialize_days, partitions_with_data
 from fractal_assets.defs.resources import resources_for
 from fractal_assets.feeds import open_feed
 from fractal_assets.feeds.simulator import SimulatorSpec, simulate
@@ -112,12 +112,12 @@ def test_a_partition_run_and_its_materializations_are_stored_in_postgresql(
         runs = instance.get_runs()
         assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS]
         assert runs[0].tags["fractal/source"] == "fractal materialize"
-        for asset in PIPELINE:
-            assert instance.get_materialized_partitions(asset.key) == {partition_key(day)}, asset.key
+        for key in build_days_asset.keys:
+            assert instance.get_materialized_partitions(key) == {day.date}, key
         event = instance.get_latest_materialization_event(AssetKey("bars_1m"))
         assert event.run_id == runs[0].run_id
         assert event.asset_materialization.metadata["rows"].value == 1
-        assert instance.get_dynamic_partitions("symbol") == ["BTCUSDT"]
+        assert instance.get_dynamic_partitions("date") == [day.date]
 
     conn = server.connect(db_name)
     try:
@@ -129,7 +129,7 @@ def test_a_partition_run_and_its_materializations_are_stored_in_postgresql(
             stored = cur.fetchall()
     finally:
         conn.close()
-    assert sorted(stored) == sorted((asset.key.to_string(), str(partition_key(day))) for asset in PIPELINE)
+    assert sorted(stored) == sorted((key.to_string(), day.date) for key in build_days_asset.keys)
     assert not (home / "history" / "runs.db").exists(), "no SQLite run storage was created beside the yaml"
 
 

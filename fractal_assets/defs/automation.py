@@ -1,6 +1,14 @@
-"""Jobs, the hot-tier sensor and the schedules that keep the assets up to date."""
+"""Jobs, the hot-tier sensor and the schedules that keep the assets up to date.
 
+Schedules rather than declarative automation: each has an explicit cadence, works with the
+dynamic ``date`` partitions (``AutomationCondition.on_cron`` treats a non-time-partitioned
+asset as all of its partitions) and runs by default, where the automation-condition sensor
+starts stopped.
+"""
+
+import hashlib
 import json
+from collections import defaultdict
 from datetime import timedelta, timezone
 
 from dagster import (
@@ -12,31 +20,38 @@ from dagster import (
     ScheduleEvaluationContext,
     SensorEvaluationContext,
     SensorResult,
+    SkipReason,
     define_asset_job,
     schedule,
     sensor,
 )
 
-from fractal_assets.defs.assets.bars import BAR_ASSETS
-from fractal_assets.defs.assets.indicators import INDICATOR_ASSETS
+from fractal_assets.config import env_value
 from fractal_assets.defs.assets.maintenance import cold_compaction, warm_retention
-from fractal_assets.defs.assets.ticks import raw_ticks
-from fractal_assets.defs.partitions import partition_key, symbol_partitions
+from fractal_assets.defs.assets.pipeline import build_days_asset
+from fractal_assets.defs.partitions import date_partitions, in_range
 from fractal_assets.defs.resources import HotTierResource
 from fractal_assets.hot.store import EntrySpan, utc_days
-from fractal_assets.market.calendar import DAY_MS, SymbolDay, day_start_ms
+from fractal_assets.market.calendar import DAY_MS, day_start_ms
 
 CLOSE_GRACE_MS = 60_000
 """A day counts as closed once the symbol's newest tick is this far past midnight."""
 
 tick_pipeline_job = define_asset_job(
     "tick_pipeline",
-    selection=AssetSelection.assets(raw_ticks, *BAR_ASSETS, *INDICATOR_ASSETS),
-    description="Archive a symbol-day of ticks and build its bars and indicators.",
+    selection=AssetSelection.assets(build_days_asset),
+    description="Archive the ticks of a date's symbols and build their bars and indicators.",
 )
 
 warm_retention_job = define_asset_job("warm_retention_job", selection=AssetSelection.assets(warm_retention))
 cold_compaction_job = define_asset_job("cold_compaction_job", selection=AssetSelection.assets(cold_compaction))
+
+
+def intraday_cron(minutes: int) -> str:
+    """A cron schedule every ``minutes`` minutes, aligned to the hour."""
+    if minutes < 1 or 60 % minutes:
+        raise ValueError(f"FRACTAL_INTRADAY_MINUTES must divide 60, not {minutes}")
+    return f"*/{minutes} * * * *"
 
 
 def closed_days(spans: list[EntrySpan], newest_ts: int) -> tuple[dict[str, bytes], bytes | None]:
@@ -56,35 +71,44 @@ def closed_days(spans: list[EntrySpan], newest_ts: int) -> tuple[dict[str, bytes
 
 @sensor(job=tick_pipeline_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
 def hot_tier_sensor(context: SensorEvaluationContext, hot: HotTierResource) -> SensorResult:
-    """Registers new symbols and requests runs for symbol-days whose data is closed and new.
+    """Registers the dates of new hot-tier data and requests a run per closed date with new data.
 
     The cursor holds, per symbol, the last stream entry whose days were all
     closed and requested. Entries after it are read again until their days
-    close; run keys name the newest entry touching the day, so a day is
-    requested again only when new data for it arrived.
+    close; a date's run key names the newest entry touching it of every
+    symbol, so a date is requested again only when new data for it arrived.
     """
     store = hot.store()
     cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    symbols = store.symbols()
-    known = set(context.instance.get_dynamic_partitions(symbol_partitions.name))
-    requests = []
-    for symbol in symbols:
+    seen: set[str] = set()
+    newest: dict[str, list[str]] = defaultdict(list)
+    for symbol in store.symbols():
         start = cursor.get(symbol)
         spans = store.entry_spans(symbol, min_id=f"({start}" if start else "-")
         if not spans:
             continue
+        seen.update(d for span in spans for d in utc_days(span.t0, span.t1))
         days, through = closed_days(spans, max(s.t1 for s in spans))
-        for date, newest_entry in sorted(days.items()):
-            key = partition_key(SymbolDay(symbol, date))
-            requests.append(RunRequest(run_key=f"{symbol}|{date}|{newest_entry.decode()}", partition_key=key))
+        for date, entry in days.items():
+            newest[date].append(f"{symbol}:{entry.decode()}")
         if through is not None:
             cursor[symbol] = through.decode()
-    new_symbols = sorted(set(symbols) - known)
+    known = set(context.instance.get_dynamic_partitions(date_partitions.name))
+    new_dates = sorted(d for d in seen - known if in_range(d))
+    requests = [
+        RunRequest(run_key=f"{date}|{hashlib.sha1(','.join(sorted(marks)).encode()).hexdigest()[:16]}",
+                   partition_key=date)
+        for date, marks in sorted(newest.items()) if in_range(date)
+    ]
     return SensorResult(
         run_requests=requests,
         cursor=json.dumps(cursor),
-        dynamic_partitions_requests=[AddDynamicPartitionsRequest(symbol_partitions.name, new_symbols)] if new_symbols else [],
+        dynamic_partitions_requests=[AddDynamicPartitionsRequest(date_partitions.name, new_dates)] if new_dates else [],
     )
+
+
+def _utc_date(context: ScheduleEvaluationContext, days_back: int = 0) -> str:
+    return (context.scheduled_execution_time.astimezone(timezone.utc) - timedelta(days=days_back)).strftime("%Y-%m-%d")
 
 
 @schedule(
@@ -95,9 +119,26 @@ def hot_tier_sensor(context: SensorEvaluationContext, hot: HotTierResource) -> S
 )
 def finalize_yesterday(context: ScheduleEvaluationContext):
     """After midnight UTC, rebuild yesterday for every symbol, late ticks included."""
-    yesterday = (context.scheduled_execution_time.astimezone(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%d")
-    for symbol in context.instance.get_dynamic_partitions(symbol_partitions.name):
-        yield RunRequest(run_key=f"finalize|{symbol}|{yesterday}", partition_key=partition_key(SymbolDay(symbol, yesterday)))
+    yesterday = _utc_date(context, days_back=1)
+    if not context.instance.has_dynamic_partition(date_partitions.name, yesterday):
+        return SkipReason(f"no data of {yesterday}")
+    return RunRequest(run_key=f"finalize|{yesterday}", partition_key=yesterday)
+
+
+@schedule(
+    job=tick_pipeline_job,
+    cron_schedule=intraday_cron(int(env_value("FRACTAL_INTRADAY_MINUTES"))),
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+)
+def intraday(context: ScheduleEvaluationContext):
+    """Every FRACTAL_INTRADAY_MINUTES, archive today's new hot-tier records as a part file,
+    trim Redis to its retention and rebuild today's bars and indicators, so the warm tier
+    lags the feed by at most the interval. Today counts once the sensor has registered it."""
+    today = _utc_date(context)
+    if not context.instance.has_dynamic_partition(date_partitions.name, today):
+        return SkipReason(f"no data of {today} registered yet")
+    return RunRequest(run_key=f"intraday|{context.scheduled_execution_time.isoformat()}", partition_key=today)
 
 
 @schedule(

@@ -429,7 +429,8 @@ class HotStore:
         before the stream's newest record; returns how many were dropped.
 
         The newest entry is never older than that, so there is always one left
-        to serve as the MINID boundary.
+        to serve as the MINID boundary. The trim is exact (not ``MINID ~``, which
+        only drops whole radix-tree nodes), so Redis holds the retention and no more.
         """
         spans = self.entry_spans(symbol, stream=stream)
         if not spans:
@@ -443,7 +444,7 @@ class HotStore:
             cut += 1
         if cut == 0:
             return 0
-        return int(self.client.xtrim(self._stream_key(symbol, stream), minid=spans[cut].entry_id))
+        return int(self.client.xtrim(self._stream_key(symbol, stream), minid=spans[cut].entry_id, approximate=False))
 
     def mark_live_bars(self, through: dict[str, int]) -> None:
         """Record per symbol that every closed 1m-1h bar ending at or before ``through`` is in

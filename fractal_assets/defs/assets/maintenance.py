@@ -4,14 +4,14 @@ import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from fractal_assets.cold.compaction import compact_all
-from fractal_assets.defs.assets.bars import BAR_ASSETS, WARM_POOL
+from fractal_assets.defs.assets.pipeline import BARS, WARM_POOL
 from fractal_assets.defs.metadata import markdown_table
 from fractal_assets.defs.resources import ColdTierResource, WarmTierResource
 from fractal_assets.warm.retention import prune_bars, prune_derived
 
 
 @asset(
-    deps=BAR_ASSETS,
+    deps=[spec.key for spec in BARS],
     group_name="maintenance",
     kinds={"sqlite", "parquet"},
     pool=WARM_POOL,
@@ -34,10 +34,11 @@ def warm_retention(context: AssetExecutionContext, warm: WarmTierResource, cold:
 @asset(
     group_name="maintenance",
     kinds={"parquet"},
-    description="Merges the part files of every cold-tier partition that has more than part-0 (e.g. files "
-    "added by another tool) into one part-0 (cold.compaction), and on an object store deletes the superseded "
-    "generations of every part (cold.store). Scheduled after the day's partitions are final, as compaction "
-    "must not race a writer of the same partition.",
+    pool=WARM_POOL,
+    description="Merges the part files of every cold-tier partition that has more than part-0 (intraday "
+    "archive runs append parts) into one part-0 (cold.compaction), and on an object store deletes the superseded "
+    "generations of every part (cold.store). In the pool of the pipeline, whose runs append parts, so the "
+    "two never write one partition at once.",
 )
 def cold_compaction(context: AssetExecutionContext, cold: ColdTierResource) -> MaterializeResult:
     store = cold.store()

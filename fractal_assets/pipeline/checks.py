@@ -1,5 +1,5 @@
-"""Consistency rules for stored bars. Each returns (passed, details) so the assets can
-report them as Dagster asset checks and tests can call them directly."""
+"""Consistency rules for stored bars. Each returns (passed, details): the pipeline reports
+them as Dagster asset checks, and tests call them directly."""
 
 from __future__ import annotations
 
