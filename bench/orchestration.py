@@ -18,7 +18,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from bench.common import bench_config
@@ -83,7 +82,7 @@ def work_seconds(config: Config, dates: list[str]) -> float:
     migrate(conn)
     try:
         started = time.perf_counter()
-        build_days(Sources(open_store(config), config.cold, conn, config.retention_ms), dates)
+        build_days(Sources(open_store(config), config.cold, conn, config.retention_ms, config.ts_tolerance_ms), dates)
         return time.perf_counter() - started
     finally:
         conn.close()

@@ -47,9 +47,10 @@ from fractal_assets.defs.materialize import materialize_days
 from fractal_assets.defs.resources import ColdTierResource, resources_for
 from fractal_assets.hot.store import HotStore
 from fractal_assets.ingest.ingestor import Ingestor
-from fractal_assets.market.bars import compute_bars
+from fractal_assets.market.bars import TIMEFRAMES, compute_bars
 from fractal_assets.market.calendar import DAY_MS, SymbolDay
 from fractal_assets.market.ticks import FeedChunk, RawTrades
+from fractal_assets.pipeline.build import Sources, build_days
 from fractal_assets.warm.bars import read_bars, replace_bars
 from fractal_assets.warm.db import connect
 from fractal_assets.warm.retention import BAR_SCHEMA, bar_partition, prune_bars, prune_derived
@@ -141,6 +142,31 @@ def test_intraday_runs_append_only_new_ticks_and_keep_redis_within_retention(con
     expected = compute_bars(ticks.column("ts").to_numpy(), ticks.column("price").to_numpy(),
                             ticks.column("volume").to_numpy(), ticks.column("side").to_numpy(), "1m")
     pd.testing.assert_frame_equal(bars, expected, check_dtype=False)
+
+
+def test_an_open_day_build_writes_only_final_buckets_beside_the_live_bars(config: Config, store: HotStore) -> None:
+    """Within the open day a run writes the buckets no tick can join any more (its newest
+    archived tick less the tolerance) and leaves the later ones to the ingest's live bars, so
+    that after two runs with ticks arriving between them every stored bar counts all its ticks
+    and no partial bucket is stored."""
+    date = "2023-11-15"
+    first, later = DAY1 + np.arange(0, 3_600_000, 1_000), DAY1 + np.arange(3_600_000, 5_400_000, 1_000)
+    conn = connect(config.warm_db)
+    migrate(conn)
+    try:
+        for source, ts in (("open-1", first), ("open-2", later)):
+            Ingestor(config, store, source).run([chunk("OPEN", ts.tolist())])
+            sources = Sources(store, config.cold, conn, config.retention_ms, config.ts_tolerance_ms, now_ms=int(ts[-1]) + 1)
+            assert not build_days(sources, [date]).failed
+        final = int(later[-1]) - config.ts_tolerance_ms
+        ticks = np.concatenate([first, later])
+        for timeframe in ("1m", "5m", "15m", "1h"):
+            expected = compute_bars(ticks, np.full(len(ticks), 10.0), np.ones(len(ticks)), np.ones(len(ticks)), timeframe)
+            expected = expected[expected["timestamp"] + TIMEFRAMES[timeframe] <= final].reset_index(drop=True)
+            stored = read_bars(conn, "OPEN", timeframe, DAY1, DAY1 + DAY_MS)
+            pd.testing.assert_frame_equal(stored, expected, check_dtype=False, obj=timeframe)
+    finally:
+        conn.close()
 
 
 def test_an_archive_that_died_before_its_watermark_stores_no_tick_twice(config: Config, store: HotStore) -> None:

@@ -25,8 +25,8 @@ from fractal_assets.cold.parquet import READ_ATTEMPTS, part_files, unique_order
 from fractal_assets.cold.store import ColdStore, duckdb_for
 from fractal_assets.config import Config
 from fractal_assets.hot.store import HotStore
-from fractal_assets.market import schema
 from fractal_assets.ingest.live_bars import LIVE_TIMEFRAMES, floor_to
+from fractal_assets.market import schema
 from fractal_assets.market.bars import BAR_COLUMNS, TIMEFRAMES, compute_bars, roll_up
 from fractal_assets.market.calendar import date_of
 from fractal_assets.warm.bars import read_bars

@@ -12,6 +12,7 @@ fractals and Hurst exponents of a date see the bars of the dates before it.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -111,9 +112,10 @@ def duplicate_keys(conn: sqlite3.Connection, day: SymbolDay, timeframe: str) -> 
     ).fetchone()[0]
 
 
-def check_bars(conn: sqlite3.Connection, day: SymbolDay, timeframe: str, raw_rows: int) -> dict[str, tuple[bool, dict]]:
-    """The checks of a timeframe's stored bars of the day, by check name."""
-    stored = read_bars(conn, day.symbol, timeframe, day.start, day.end)
+def check_bars(conn: sqlite3.Connection, day: SymbolDay, timeframe: str, end: int,
+               raw_rows: int) -> dict[str, tuple[bool, dict]]:
+    """The checks of a timeframe's stored bars of [day start, end), by check name."""
+    stored = read_bars(conn, day.symbol, timeframe, day.start, end)
     outcomes = {
         "ohlc_consistent": checks.ohlc_consistent(stored),
         "volume_split": checks.volume_split(stored),
@@ -121,18 +123,35 @@ def check_bars(conn: sqlite3.Connection, day: SymbolDay, timeframe: str, raw_row
         "unique_keys": checks.unique_keys(duplicate_keys(conn, day, timeframe)),
     }
     if timeframe != BASE:
-        base = read_bars(conn, day.symbol, BASE, day.start, day.end)
+        base = read_bars(conn, day.symbol, BASE, day.start, end)
         outcomes[ROLLUP_CHECK] = checks.matches_rollup(stored, base, timeframe)
     return outcomes
 
 
-def build_bars(conn: sqlite3.Connection, day: SymbolDay, ticks: pa.Table, timeframes: Iterable[str], report: DayReport) -> None:
-    """Every selected timeframe from the day's ticks, stored and checked."""
-    columns = [ticks.column(c).to_numpy() for c in ("ts", "price", "volume", "side")]
+def final_until(day: SymbolDay, ts: np.ndarray, tolerance_ms: int, now_ms: int) -> int:
+    """The time up to which the day's buckets can take no more ticks: the day's end once the
+    wall clock is past it by the tolerance; within the open day, the newest archived tick less
+    the tolerance (ingest rejects older ticks), the rule the live bars of ``ingest.live_bars``
+    follow, so that the two writers agree on every bucket either of them writes."""
+    if now_ms >= day.end + tolerance_ms:
+        return day.end
+    return int(ts[-1]) - tolerance_ms if len(ts) else day.start
+
+
+def build_bars(conn: sqlite3.Connection, day: SymbolDay, ticks: pa.Table, timeframes: Iterable[str],
+               final_ms: int, report: DayReport) -> None:
+    """Every selected timeframe's final buckets from the day's ticks, stored and checked. The
+    open day's later buckets are left to the live bars of the ingest process and to the next
+    run: replacing them with bars of the ticks archived so far would take ticks away."""
+    ts = ticks.column("ts").to_numpy()
+    columns = [ts, *(ticks.column(c).to_numpy() for c in ("price", "volume", "side"))]
     for timeframe in timeframes:
-        report.bars[timeframe] = replace_bars(conn, day.symbol, timeframe, day.start, day.end,
-                                              compute_bars(*columns, timeframe))
-        for name, outcome in check_bars(conn, day, timeframe, ticks.num_rows).items():
+        width = TIMEFRAMES[timeframe]
+        end = day.end if final_ms >= day.end else max(day.start, final_ms - final_ms % width)
+        rows = int(np.searchsorted(ts, end))
+        bars = compute_bars(*(c[:rows] for c in columns), timeframe)
+        report.bars[timeframe] = replace_bars(conn, day.symbol, timeframe, day.start, end, bars)
+        for name, outcome in check_bars(conn, day, timeframe, end, rows).items():
             report.checks[(timeframe, name)] = outcome
 
 
@@ -151,11 +170,20 @@ def build_indicators(conn: sqlite3.Connection, day: SymbolDay, ticks: pa.Table, 
             report.indicators[name] = builders[name]()
 
 
+@dataclass
 class Sources:
-    """The tiers a run reads and writes."""
+    """The tiers a run reads and writes, the hot tier's retention and ingest's timestamp
+    tolerance; ``now_ms`` (default: the wall clock) tells the open day from closed ones."""
 
-    def __init__(self, hot: HotStore | None, cold: ColdStore, warm: sqlite3.Connection, keep_ms: int) -> None:
-        self.hot, self.cold, self.warm, self.keep_ms = hot, cold, warm, keep_ms
+    hot: HotStore | None
+    cold: ColdStore
+    warm: sqlite3.Connection
+    keep_ms: int
+    tolerance_ms: int
+    now_ms: int | None = None
+
+    def now(self) -> int:
+        return self.now_ms if self.now_ms is not None else time.time_ns() // 1_000_000
 
     def symbols(self) -> list[str]:
         """Every symbol with data in the hot or the cold tier."""
@@ -182,7 +210,8 @@ def build_symbol(sources: Sources, symbol: str, dates: list[str], selection: Sel
         else:
             tick_table, quote_table = read_ticks(cold, symbol, date), read_quotes(cold, symbol, date)
             report = DayReport(symbol, date, tick_table.num_rows, quote_table.num_rows)
-        build_bars(sources.warm, day, tick_table, selection.timeframes, report)
+        final_ms = final_until(day, tick_table.column("ts").to_numpy(), sources.tolerance_ms, sources.now())
+        build_bars(sources.warm, day, tick_table, selection.timeframes, final_ms, report)
         if not report.blocked:
             build_indicators(sources.warm, day, tick_table, quote_table, selection.indicators, report)
         reports.append(report)

@@ -131,7 +131,8 @@ def build_days_asset(context: AssetExecutionContext, config: PipelineConfig, hot
                      warm: WarmTierResource, cold: ColdTierResource) -> Iterator[MaterializeResult]:
     selection = selection_of(context)
     with warm.connection() as conn:
-        sources = Sources(hot.store() if selection.archive else None, cold.store(), conn, hot.config().retention_ms)
+        sources = Sources(hot.store() if selection.archive else None, cold.store(), conn, hot.config().retention_ms,
+                          hot.config().ts_tolerance_ms)
         report = build_days(sources, context.partition_keys, selection, config.symbols or None)
         context.log.info(f"{len(report.days)} symbol-days, {report.ticks} ticks, {report.bars} bars")
         showcase = showcase_day(report)
