@@ -332,7 +332,7 @@ class Ingestor:
         new = {b.symbol for b in blocks} - set(self._vpin)
         for symbol in new:
             ts = np.concatenate([b.records["ts"] for b in blocks if b.symbol == symbol])
-            self._vpin[symbol] = live_vpin.restore(self.config, symbol, int(ts.min()), int(ts.max()))
+            self._vpin[symbol] = live_vpin.restore(self.config, self.store, symbol, int(ts.min()), int(ts.max()))
         return [self._vpin[b.symbol].reading() if b.symbol in new else self._vpin[b.symbol].feed(b.records)
                 for b in blocks]
 

@@ -9,8 +9,10 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from fractal_assets.access.reads import get_backtest_data
+from fractal_assets.access.request import make_request
+from fractal_assets.access.tier_reads import compute, sources
 from fractal_assets.config import Config
+from fractal_assets.hot.store import HotStore
 from fractal_assets.indicators.realtime import VpinReading
 from fractal_assets.indicators.vpin import N_BUCKETS, VpinState, daily_bucket_volume, vpin_span
 from fractal_assets.market.calendar import DAY_MS, date_of
@@ -120,15 +122,17 @@ def warm_history(config: Config, symbol: str) -> History:
     return history
 
 
-def restore(config: Config, symbol: str, first_ts: int, last_ts: int) -> LiveVpin:
-    """A symbol's buckets through its stored ticks of the days of [first_ts, last_ts]: from the
-    state the warm tier holds for the first day's start (the day before's end), else from empty."""
+def restore(config: Config, store: HotStore, symbol: str, first_ts: int, last_ts: int) -> LiveVpin:
+    """A symbol's buckets through its stored ticks of the days of [first_ts, last_ts] (hot and
+    cold tiers, each tick once, in time order): from the state the warm tier holds for the
+    first day's start (the day before's end), else from empty."""
     day = first_ts // DAY_MS * DAY_MS
     with _warm_table(config, "fractal_vpin_state") as conn:
         stored = None if conn is None else read_vpin_state(conn, symbol, day)
     state = stored[1] if stored is not None and stored[0] == day else None
     note = "" if state is not None else f"buckets start at {date_of(day)}: no state stored for the day before's end"
     live = LiveVpin(warm_history(config, symbol), config.vpin_days, state, fed_from=day, note=note)
-    ticks = get_backtest_data(symbol, date_of(day), date_of(last_ts), "ticks", config=config, use_cache=False)
+    request = make_request(symbol, date_of(day), date_of(last_ts), "ticks", None)
+    ticks = compute(config, store, request, sources(config, request))
     live.feed(to_ticks(*(ticks[c].to_numpy() for c in ("ts", "price", "volume", "side"))))
     return live
