@@ -82,7 +82,8 @@ def work_seconds(config: Config, dates: list[str]) -> float:
     migrate(conn)
     try:
         started = time.perf_counter()
-        build_days(Sources(open_store(config), config.cold, conn, config.retention_ms, config.ts_tolerance_ms), dates)
+        build_days(Sources(open_store(config), config.cold, conn, config.retention_ms, config.ts_tolerance_ms,
+                           config.vpin_days), dates)
         return time.perf_counter() - started
     finally:
         conn.close()

@@ -51,6 +51,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("FRACTAL_INTRADAY_MINUTES", "15", "Minutes between intraday runs that archive and rebuild today "
                 "(a divisor of 60)."),
         Setting("FRACTAL_WARM_DAYS", "30", "Days of bars kept in the warm tier, counted back from a symbol's newest bar."),
+        Setting("FRACTAL_VPIN_DAYS", "20",
+                "Trailing days with trades whose average volume sizes VPIN buckets (V = average / 50)."),
         Setting("FRACTAL_HEALTH_MAX_TICK_LAG_MS", "0",
                 "Unhealthy when the newest tick is older than this (ms); 0 = not checked (replays, idle feeds)."),
         Setting("FRACTAL_HEALTH_MAX_BACKLOG", "0", "Unhealthy above this many un-archived ticks; 0 = not checked."),
@@ -80,6 +82,7 @@ class Config:
     indicator_every: int
     ts_tolerance_ms: int
     warm_days: int
+    vpin_days: int
     health_max_tick_lag_ms: int
     health_max_backlog: int
 
@@ -100,6 +103,7 @@ class Config:
             "indicator_every": int(env_value("FRACTAL_INDICATOR_EVERY")),
             "ts_tolerance_ms": int(env_value("FRACTAL_TS_TOLERANCE_MS")),
             "warm_days": int(env_value("FRACTAL_WARM_DAYS")),
+            "vpin_days": int(env_value("FRACTAL_VPIN_DAYS")),
             "health_max_tick_lag_ms": int(env_value("FRACTAL_HEALTH_MAX_TICK_LAG_MS")),
             "health_max_backlog": int(env_value("FRACTAL_HEALTH_MAX_BACKLOG")),
         }

@@ -12,10 +12,11 @@ import pytest
 
 from fractal_assets.access.reads import get_backtest_data
 from fractal_assets.cold.compaction import compact_partition
-from fractal_assets.cold.decimals import MAX_SCALE, MAX_UNSCALED, exact_scale, to_decimal, to_floats
+from fractal_assets.cold.decimals import to_decimal, to_floats
 from fractal_assets.cold.parquet import TICK_SCHEMA, read_ticks, tick_partition, write_ticks
 from fractal_assets.config import Config
 from fractal_assets.market.calendar import DAY_MS, day_start_ms
+from fractal_assets.market.decimals import MAX_SCALE, MAX_UNSCALED, exact_scale
 
 SYMBOL = "DEC"
 DAYS = ("2024-05-01", "2024-05-02", "2024-05-03")

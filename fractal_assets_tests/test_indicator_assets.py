@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 
 import numpy as np
@@ -17,10 +18,12 @@ from fractal_assets.defs.materialize import materialize_days, partitions_with_da
 from fractal_assets.defs.resources import resources_for
 from fractal_assets.feeds import open_feed
 from fractal_assets.hot.store import HotStore
-from fractal_assets.indicators.realtime import TIMEFRAME, WINDOW_SECONDS
-from fractal_assets.indicators.windows import METRICS, window_metrics
+from fractal_assets.indicators.realtime import INDICATORS, TIMEFRAME, WINDOW_SECONDS
+from fractal_assets.indicators.vpin import vpin_span
+from fractal_assets.indicators.windows import window_metrics
 from fractal_assets.ingest.ingestor import Ingestor
-from fractal_assets.market.ticks import TICK_DTYPE
+from fractal_assets.market.calendar import day_start_ms
+from fractal_assets.market.ticks import QUOTE_DTYPE, TICK_DTYPE
 from fractal_assets_tests.support import shared_file
 
 BINANCE = "hftbacktest_binance_spot_feed_20240808/{}_20240808.gz"
@@ -43,23 +46,46 @@ def cold_frame(config: Config, symbol: str, dataset: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def records(frame: pd.DataFrame, dtype: np.dtype) -> np.ndarray:
+    out = np.empty(len(frame), dtype=dtype)
+    for name in dtype.names:
+        out[name] = frame[name].to_numpy()
+    return out
+
+
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT"])
 def test_realtime_values_equal_batch_values_over_the_same_ticks(built: Config, store: HotStore, symbol: str) -> None:
     ticks = cold_frame(built, symbol, "ticks").sort_values("seq")
     quotes = cold_frame(built, symbol, "quotes").sort_values("seq")
-    live = {name: store.read_indicator(symbol, name, TIMEFRAME) for name in METRICS}
+    live = {name: store.read_indicator(symbol, name, TIMEFRAME) for name in INDICATORS}
     end = live["tick_imbalance"]["ts"]
     assert end == ticks["ts"].max()
-    window = ticks[ticks["ts"] >= end - WINDOW_SECONDS * 1000]
-    in_quotes = quotes[(quotes["ts"] >= end - WINDOW_SECONDS * 1000) & (quotes["ts"] <= end)]
-    records = np.empty(len(window), dtype=TICK_DTYPE)
-    for name in TICK_DTYPE.names:
-        records[name] = window[name].to_numpy()
-    batch = window_metrics(records, in_quotes["bid"].to_numpy(), in_quotes["ask"].to_numpy())
+    start = end - WINDOW_SECONDS * 1000
+    window = ticks[ticks["ts"] >= start]
+    standing = quotes[quotes["ts"] < start].tail(1)
+    in_quotes = pd.concat([standing, quotes[(quotes["ts"] >= start) & (quotes["ts"] <= end)]])
+    batch = window_metrics(records(window, TICK_DTYPE), records(in_quotes, QUOTE_DTYPE), start, end,
+                           live["vpin"]["value"])
     assert live["tick_imbalance"]["meta"]["tick_count"] == len(window) > 100
     assert not batch.spread_estimated and batch.quote_count > 100
-    for name in METRICS:
+    assert batch.time_weighted_spread > 0
+    for name in INDICATORS:
         assert live[name]["value"] == pytest.approx(getattr(batch, name), rel=1e-12, nan_ok=True), name
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT"])
+def test_realtime_vpin_is_the_day_chain_sized_by_the_day_before(built: Config, store: HotStore, symbol: str) -> None:
+    # the feed runs from 2024-08-08 23:54 to 2024-08-09 00:00:01; no daily bars were stored before ingest,
+    # so 08-08 has no bucket size, and 08-09's buckets are sized by the volume of 08-08 that ingest fed
+    ticks = cold_frame(built, symbol, "ticks").sort_values("seq")
+    first_day = ticks["ts"] < day_start_ms("2024-08-09")
+    size = float(ticks["volume"][first_day].sum()) / 50
+    later = records(ticks[~first_day], TICK_DTYPE)
+    expected = vpin_span(later["volume"], later["side"], size)
+    live = store.read_indicator(symbol, "vpin", TIMEFRAME)
+    assert live["meta"]["bucket_volume"] == pytest.approx(size, rel=1e-12)
+    assert live["meta"]["vpin_buckets"] == len(expected.bucket_imbalance) < 50
+    assert math.isnan(live["value"]) and live["meta"]["reason"].startswith(f"{len(expected.bucket_imbalance)} of 50")
 
 
 def test_indicator_tables_are_filled(built: Config) -> None:
@@ -78,9 +104,10 @@ def test_indicator_tables_are_filled(built: Config) -> None:
         assert window_end <= first_quote[row.symbol] or row.timestamp > last_quote[row.symbol], \
             "Roll's estimate is used only for windows without a single quote"
     assert micro[["tick_imbalance", "order_flow_ratio", "bid_ask_spread", "kyle_lambda"]].notna().all().all()
+    assert (quoted["time_weighted_spread"] > 0).all()
     daily = micro[micro["window_ms"] == 86_400_000].set_index(["symbol", "timestamp"])["tick_count"]
     assert daily.groupby("symbol").sum().to_dict() == {"BTCUSDT": 9_757, "ETHUSDT": 6_106}
-    assert micro[micro["window_ms"] == 86_400_000]["vpin"].between(0, 1).all()
+    assert micro["vpin"].dropna().between(0, 1).all()
     snapshots = values[values["indicator"] == "indicator_snapshot"]
     assert len(snapshots) == 4  # two symbols x two UTC days
     hurst = values[(values["indicator"] == "hurst_dfa") & (values["timeframe"] == "1m")]
@@ -91,14 +118,13 @@ def test_batch_metrics_cover_the_newest_full_micro_batch(built: Config, store: H
     ticks = cold_frame(built, "BTCUSDT", "ticks").sort_values("seq")
     full = len(ticks) // 1000 * 1000
     block = ticks.iloc[full - 1000:full]
-    records = np.empty(len(block), dtype=TICK_DTYPE)
-    for name in TICK_DTYPE.names:
-        records[name] = block[name].to_numpy()
     live = store.read_indicator("BTCUSDT", "kyle_lambda", "1000t")
     assert live["ts"] == block["ts"].iloc[-1] and live["meta"]["tick_count"] == 1000
-    quotes = cold_frame(built, "BTCUSDT", "quotes")
-    in_block = quotes[(quotes["ts"] >= block["ts"].iloc[0]) & (quotes["ts"] <= block["ts"].iloc[-1])]
-    batch = window_metrics(records, in_block["bid"].to_numpy(), in_block["ask"].to_numpy())
-    for name in METRICS:
+    quotes = cold_frame(built, "BTCUSDT", "quotes").sort_values("seq")
+    start, end = int(block["ts"].iloc[0]), int(block["ts"].iloc[-1])
+    in_block = pd.concat([quotes[quotes["ts"] < start].tail(1), quotes[(quotes["ts"] >= start) & (quotes["ts"] <= end)]])
+    vpin_value = store.read_indicator("BTCUSDT", "vpin", "1000t")["value"]
+    batch = window_metrics(records(block, TICK_DTYPE), records(in_block, QUOTE_DTYPE), start, end, vpin_value)
+    for name in INDICATORS:
         got = store.read_indicator("BTCUSDT", name, "1000t")["value"]
         assert got == pytest.approx(getattr(batch, name), rel=1e-12, nan_ok=True), name

@@ -16,13 +16,15 @@ from fractal_assets.indicators.microstructure import (
     dollar_imbalance,
     erf,
     kyle_lambda,
+    lag_covariance,
     normal_cdf,
     order_flow_ratio,
     roll_spread,
     tick_imbalance,
+    time_weighted_spread,
     volume_imbalance,
-    vpin,
 )
+from fractal_assets.indicators.vpin import vpin
 
 SIDE = np.array([1, -1, 1, 1, -1], dtype=np.int8)
 VOLUME = np.array([2.0, 3.0, 1.0, 4.0, 0.5])
@@ -59,6 +61,78 @@ def test_roll_spread_by_hand_and_nan_without_negative_covariance() -> None:
     assert math.isnan(roll_spread(np.array([1.0, 2, 3, 4, 5])))  # constant dp: cov 0
     assert math.isnan(roll_spread(np.array([0.0, 1, 3, 6, 10])))  # dp 1,2,3,4: cov +1
     assert math.isnan(roll_spread(np.array([10.0, 11, 10])))  # one pair only
+
+
+def decimal_prices(ticks: list[int], scale: int) -> np.ndarray:
+    """Floats parsed from decimal numbers of ``scale`` places, as a feed delivers them."""
+    return np.array([float(f"{t / 10**scale:.{scale}f}") for t in ticks])
+
+
+def test_roll_spread_is_nan_when_the_decimal_covariance_is_zero() -> None:
+    tiny = np.array([167.40, 167.39, 167.40, 167.41])
+    # in decimals dp = (-0.01, +0.01, +0.01): pairs x = (0.01, 0.01), y = (-0.01, 0.01); x is constant, cov = 0
+    dp = np.diff(tiny)
+    assert np.cov(dp[1:], dp[:-1])[0, 1] != 0, "float differences do not cancel: the case still tests something"
+    assert lag_covariance(tiny) == 0.0
+    assert math.isnan(roll_spread(tiny))
+
+
+@pytest.mark.parametrize(("scale", "base"), [(0, 100), (1, 1_234), (2, 16_740), (2, 6_000_001), (4, 12_345_678),
+                                             (8, 1_234), (10, 987_654_321)])
+def test_roll_spread_is_exact_at_every_decimal_scale(scale: int, base: int) -> None:
+    tick = 10.0**-scale
+    flat = decimal_prices([base + k for k in (0, -1, 0, 1)], scale)  # changes -1, +1, +1 ticks: cov exactly 0
+    assert lag_covariance(flat) == 0.0 and math.isnan(roll_spread(flat))
+    bounce = decimal_prices([base + k for k in (1, 2, 1, 1, 2, 1)], scale)
+    # changes in ticks (1, -1, 0, 1, -1): cov = -7/12 tick^2 (the by-hand case above, scaled)
+    assert lag_covariance(bounce) == pytest.approx(-7 / 12 * tick**2, rel=1e-15)
+    assert roll_spread(bounce) == pytest.approx(2 * math.sqrt(7 / 12) * tick, rel=1e-15)
+
+
+def test_roll_spread_off_the_decimal_grid_and_beyond_int64_uses_floats() -> None:
+    thirds = np.array([1.0, 2, 1, 1, 2, 1]) / 3  # no decimal scale holds 1/3
+    assert roll_spread(thirds) == pytest.approx(2 * math.sqrt(7 / 12) / 3, rel=1e-12)
+    # integers, but m * max|dp|^2 = 3 * 9e18 would overflow int64 sums: float path.
+    # dp = 3e9 * (1, -1, 1, -1); pairs x = 3e9 * (-1, 1, -1), y = 3e9 * (1, -1, 1)
+    # deviations x: 1e9 * (-2, 4, -2), y: 1e9 * (2, -4, 2); sum of products -24e18, / 2 = -12e18
+    big = np.array([0.0, 3e9, 0.0, 3e9, 0.0])
+    assert lag_covariance(big) == pytest.approx(-12e18, rel=1e-12)
+    assert roll_spread(big) == pytest.approx(2 * math.sqrt(12e18), rel=1e-12)
+
+
+def test_time_weighted_spread_by_hand() -> None:
+    ts = np.array([500, 900, 1200, 1200, 1700, 2000])
+    bid = np.array([90.0, 99, 90, 99.5, 98, 50])
+    ask = np.array([110.0, 101, 110, 100.5, 101, 150])
+    # window [1000, 2000): the quote of 900 stands from 1000 to 1200 (spread 2, 200 ms); the first quote
+    # of 1200 is replaced in the same millisecond (0 ms); then spread 1 for 500 ms and spread 3 for
+    # 300 ms; the quote of 500 was replaced before the window, the one of 2000 comes at its end
+    quoted, relative = time_weighted_spread(ts, bid, ask, 1000, 2000)
+    assert quoted == pytest.approx((2 * 200 + 1 * 500 + 3 * 300) / 1000)
+    assert relative == pytest.approx((200 * 2 / 100 + 500 * 1 / 100 + 300 * 3 / 99.5) / 1000)
+    in_window = slice(2, 5)  # the per-quote mean weighs the replaced quote like the others
+    assert bid_ask_spread(bid[in_window], ask[in_window])[0] == pytest.approx((20 + 1 + 3) / 3)
+    assert all(math.isnan(v) for v in time_weighted_spread(ts[5:], bid[5:], ask[5:], 1000, 2000))
+    assert all(math.isnan(v) for v in time_weighted_spread(ts[:0], bid[:0], ask[:0], 1000, 2000))
+
+
+def test_kyle_lambda_carried_pairing_by_hand_and_across_windows() -> None:
+    price, volume = np.array([100.0, 101.0, 100.5]), np.array([2.0, 1, 3])
+    side = np.array([1, -1, 1], dtype=np.int8)
+    # previous price 99.5: dp = (0.5, 1, -0.5), x = (2, -1, 3); sum x^2 = 14, sum x dp = -1.5
+    # lambda = -3/28; e = (5/7, 25/28, -5/28): sum e^2 = 1050/784, s^2 = 525/784, se = sqrt(525/784/14)
+    slope, t_stat = kyle_lambda(price, volume, side, previous_price=99.5)
+    assert slope == pytest.approx(-3 / 28, rel=1e-12)
+    assert t_stat == pytest.approx(-3 / 28 / math.sqrt(525 / 784 / 14), rel=1e-12)
+    fresh_slope, _ = kyle_lambda(price, volume, side)  # dp = (1, -0.5), x = (-1, 3): lambda = -2.5 / 10
+    assert fresh_slope == pytest.approx(-0.25, rel=1e-12)
+    rng = np.random.default_rng(5)
+    p = 100 + np.cumsum(rng.normal(0, 0.1, 400))
+    v, b = rng.exponential(1.0, 400), rng.choice(np.array([-1, 1], dtype=np.int8), 400)
+    dp, x = np.diff(p)[199:], (v * b)[200:]  # the second window's first trade paired with the first's last price
+    (coef,), _, _, _ = np.linalg.lstsq(x[:, None], dp, rcond=None)
+    assert kyle_lambda(p[200:], v[200:], b[200:], previous_price=p[199])[0] == pytest.approx(coef, rel=1e-12)
+    assert all(math.isnan(value) for value in kyle_lambda(p[:1], v[:1], b[:1], previous_price=p[0]))
 
 
 def test_kyle_lambda_six_ticks_by_hand() -> None:

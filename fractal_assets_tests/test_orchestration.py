@@ -156,7 +156,8 @@ def test_an_open_day_build_writes_only_final_buckets_beside_the_live_bars(config
     try:
         for source, ts in (("open-1", first), ("open-2", later)):
             Ingestor(config, store, source).run([chunk("OPEN", ts.tolist())])
-            sources = Sources(store, config.cold, conn, config.retention_ms, config.ts_tolerance_ms, now_ms=int(ts[-1]) + 1)
+            sources = Sources(store, config.cold, conn, config.retention_ms, config.ts_tolerance_ms, config.vpin_days,
+                              now_ms=int(ts[-1]) + 1)
             assert not build_days(sources, [date]).failed
         final = int(later[-1]) - config.ts_tolerance_ms
         ticks = np.concatenate([first, later])

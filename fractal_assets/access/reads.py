@@ -32,7 +32,7 @@ from fractal_assets.access.tier_reads import (
 from fractal_assets.config import Config
 from fractal_assets.hot.connection import open_store
 from fractal_assets.hot.store import HotStore
-from fractal_assets.indicators.windows import METRICS
+from fractal_assets.indicators.realtime import INDICATORS as REALTIME_INDICATORS
 from fractal_assets.market.bars import TIMEFRAMES
 from fractal_assets.market.calendar import DAY_MS
 from fractal_assets.market.symbols import normalize_symbol
@@ -40,7 +40,7 @@ from fractal_assets.warm.db import connect_readonly, has_table
 
 __all__ = ["SETTLE_S", "cache_stats", "get_backtest_data", "get_data_for_indicator", "get_fractal_indicators"]
 
-TICK_INDICATORS = METRICS
+TICK_INDICATORS = REALTIME_INDICATORS
 
 
 BAR_INDICATORS = {"williams_fractal": ("5m", 8_640), "hurst_exponent": ("1d", 252)}

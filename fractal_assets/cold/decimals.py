@@ -17,36 +17,20 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-MAX_SCALE = 12
-MAX_UNSCALED = 2**53
-"""Larger integers are not exact doubles, so their division would round twice."""
+from fractal_assets.market.decimals import exact_scale, unscaled
+
 PRECISION = 18
 """The largest precision Parquet stores on INT64."""
 DECIMAL_ENCODING = "DELTA_BINARY_PACKED"
 
 
-def exact_scale(values: np.ndarray) -> int | None:
-    """The smallest scale ``s`` at which every value is ``u / 10**s`` for an integer
-    ``|u| <= 2**53``, or None when there is none (e.g. 1/3, NaN)."""
-    if not np.all(np.isfinite(values)):
-        return None
-    for scale in range(MAX_SCALE + 1):
-        power = 10.0**scale
-        unscaled = np.rint(values * power)
-        if np.abs(unscaled).max(initial=0) > MAX_UNSCALED:
-            return None
-        if np.array_equal(unscaled / power, values):
-            return scale
-    return None
-
-
 def to_decimal(values: np.ndarray, scale: int) -> pa.Array:
     """``values`` (exact at ``scale``) as a decimal128 array built from its unscaled integers."""
-    unscaled = np.rint(values * 10.0**scale).astype(np.int64)
-    words = np.empty((len(unscaled), 2), np.int64)
-    words[:, 0] = unscaled
-    words[:, 1] = unscaled >> 63
-    return pa.Array.from_buffers(pa.decimal128(PRECISION, scale), len(unscaled), [None, pa.py_buffer(words)])
+    integers = unscaled(values, scale)
+    words = np.empty((len(integers), 2), np.int64)
+    words[:, 0] = integers
+    words[:, 1] = integers >> 63
+    return pa.Array.from_buffers(pa.decimal128(PRECISION, scale), len(integers), [None, pa.py_buffer(words)])
 
 
 def to_floats(column: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -56,6 +56,8 @@ class WarmTierResource(ConfigurableResource):
 
     db_path: str
     keep_days: int = 30
+    vpin_days: int = 20
+    """Trailing days with trades whose average volume sizes VPIN's buckets (``FRACTAL_VPIN_DAYS``)."""
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
@@ -87,7 +89,8 @@ def resources_from_env() -> dict[str, ConfigurableResource]:
             key_prefix=dagster_value("FRACTAL_KEY_PREFIX"),
             retention_hours=config.retention_hours,
         ),
-        "warm": WarmTierResource(db_path=dagster_value("FRACTAL_WARM_DB", str(config.warm_db)), keep_days=config.warm_days),
+        "warm": WarmTierResource(db_path=dagster_value("FRACTAL_WARM_DB", str(config.warm_db)), keep_days=config.warm_days,
+                                 vpin_days=config.vpin_days),
         "cold": ColdTierResource(root=dagster_value("FRACTAL_COLD_DIR", str(config.cold_dir))),
     }
 
@@ -99,6 +102,6 @@ def resources_for(config: Config) -> dict[str, ConfigurableResource]:
         "hot": HotTierResource(data_dir=str(config.data_dir),
                                redis_url=dagster_reference("FRACTAL_REDIS_URL", config.redis_url),
                                key_prefix=config.key_prefix, retention_hours=config.retention_hours),
-        "warm": WarmTierResource(db_path=str(config.warm_db), keep_days=config.warm_days),
+        "warm": WarmTierResource(db_path=str(config.warm_db), keep_days=config.warm_days, vpin_days=config.vpin_days),
         "cold": ColdTierResource(root=dagster_reference("FRACTAL_COLD_DIR", str(config.cold_dir))),
     }

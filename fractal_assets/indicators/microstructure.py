@@ -8,9 +8,9 @@ number. Definitions and sources are in ``docs/indicators.md``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from fractal_assets.market.decimals import exact_scale, unscaled
 
 NAN = float("nan")
 
@@ -44,6 +44,25 @@ def bid_ask_spread(bid: np.ndarray, ask: np.ndarray) -> tuple[float, float]:
     return float(np.mean(spread)), float(np.mean(spread / ((ask + bid) / 2)))
 
 
+def time_weighted_spread(ts: np.ndarray, bid: np.ndarray, ask: np.ndarray, start: int, end: int) -> tuple[float, float]:
+    """(quoted, relative) spread over [start, end) with each quote weighted by how long it stood.
+
+    A quote stands from its timestamp until the next quote, or the window's
+    end; one stamped before ``start`` counts from ``start`` (the last such
+    quote is the one standing when the window opens). NaN, NaN when no quote
+    stands for any time inside the window.
+    """
+    ts = np.asarray(ts, dtype=np.int64)
+    stands_from = np.maximum(ts, start)
+    stands_until = np.minimum(np.append(ts[1:], end), end)
+    duration = np.maximum(stands_until - stands_from, 0).astype(np.float64)
+    total = float(np.sum(duration))
+    if total == 0:
+        return NAN, NAN
+    spread = ask - bid
+    return float(np.dot(duration, spread)) / total, float(np.dot(duration, spread / ((ask + bid) / 2))) / total
+
+
 def roll_spread(price: np.ndarray) -> float:
     """Roll (1984) effective spread 2 * sqrt(-cov(dp_t, dp_{t-1})) from trade prices alone.
 
@@ -51,30 +70,59 @@ def roll_spread(price: np.ndarray) -> float:
     The covariance is the unbiased sample covariance (each series demeaned,
     divided by pairs - 1, as ``np.cov``) of consecutive price changes. It
     needs 4 prices (2 pairs); a non-negative covariance, where Roll's model
-    has no solution, gives NaN rather than 0 or a signed root.
+    has no solution, gives NaN rather than 0 or a signed root. Decimal prices
+    are taken exactly (``lag_covariance``), so a covariance that is 0 in
+    decimals is 0 here too, not a float-rounding residue.
     """
-    dp = np.diff(np.asarray(price, dtype=np.float64))
-    if len(dp) < 3:
+    if len(price) < 4:
         return NAN
-    current, previous = dp[1:], dp[:-1]
-    cov = np.dot(current - current.mean(), previous - previous.mean()) / (len(current) - 1)
+    cov = lag_covariance(np.asarray(price, dtype=np.float64))
     return float(2.0 * np.sqrt(-cov)) if cov < 0 else NAN
 
 
-def kyle_lambda(price: np.ndarray, volume: np.ndarray, side: np.ndarray) -> tuple[float, float]:
+def lag_covariance(price: np.ndarray) -> float:
+    """Sample covariance of consecutive price changes (dp_t, dp_{t-1}), exact for decimal prices.
+
+    Prices that are all ``u / 10**s`` (``exact_scale``) become integer changes
+    du, and the covariance is (m * sum(x y) - sum(x) * sum(y)) / (m (m - 1))
+    over the m pairs, in exact integers up to one correctly rounded division. Other prices, or integer sums beyond int64, use float64.
+    """
+    scale = exact_scale(price)
+    if scale is not None:
+        du = np.diff(unscaled(price, scale))
+        current, previous = du[1:], du[:-1]
+        m = len(current)
+        if m * float(np.max(np.abs(du))) ** 2 < 2.0**63:
+            numerator = m * int(np.dot(current, previous)) - int(np.sum(current)) * int(np.sum(previous))
+            return numerator / (m * (m - 1) * 100**scale)
+    dp = np.diff(price)
+    current, previous = dp[1:], dp[:-1]
+    return float(np.dot(current - current.mean(), previous - previous.mean()) / (len(current) - 1))
+
+
+def kyle_lambda(
+    price: np.ndarray, volume: np.ndarray, side: np.ndarray, previous_price: float | None = None,
+) -> tuple[float, float]:
     """(lambda, t-stat) of dp_t = lambda * side_t * v_t + e_t, OLS through the origin (AFML 19.4.1).
 
     dp_t = p_t - p_{t-1} is paired with the signed volume of tick t, the
-    trade that moved the price, so the first tick only gives the base price.
-    The standard error uses the residual variance sum e^2 / (n - 1), the
-    degrees of freedom of a one-coefficient regression. NaN for fewer than 3
-    ticks or when all signed volume is 0; a perfect fit gives an infinite
-    t-stat (NaN if the price never moved).
+    trade that moved the price. By default each window starts fresh: its
+    first tick only gives the base price. With ``previous_price`` (the last
+    price before the window, as mlfinlab's feature generator carries it) the
+    first tick is paired with p_0 - previous_price too. The standard error
+    uses the residual variance sum e^2 / (n - 1), the degrees of freedom of a
+    one-coefficient regression. NaN for fewer than 2 pairs or when all signed
+    volume is 0; a perfect fit gives an infinite t-stat (NaN if the price
+    never moved).
     """
-    if len(price) < 3:
+    price = np.asarray(price, dtype=np.float64)
+    signed = np.asarray(volume, dtype=np.float64) * side
+    if previous_price is None:
+        dp, x = np.diff(price), signed[1:]
+    else:
+        dp, x = np.diff(price, prepend=previous_price), signed
+    if len(dp) < 2:
         return NAN, NAN
-    dp = np.diff(np.asarray(price, dtype=np.float64))
-    x = (np.asarray(volume, dtype=np.float64) * side)[1:]
     sxx = float(np.dot(x, x))
     if sxx == 0:
         return NAN, NAN
@@ -83,59 +131,6 @@ def kyle_lambda(price: np.ndarray, volume: np.ndarray, side: np.ndarray) -> tupl
     standard_error = np.sqrt(np.dot(residual, residual) / (len(dp) - 1) / sxx)
     with np.errstate(divide="ignore", invalid="ignore"):
         return slope, float(np.float64(slope) / standard_error)
-
-
-@dataclass(frozen=True, eq=False)
-class VpinResult:
-    """VPIN over the last buckets, with every complete bucket's |V_B - V_S| / V.
-
-    ``bucket_end_index[k]`` is the index of the trade in which bucket k is
-    filled (a trade split across a border counts in both buckets);
-    ``bucket_volume`` is V.
-    """
-
-    value: float
-    bucket_imbalance: np.ndarray
-    bucket_end_index: np.ndarray
-    bucket_volume: float
-
-
-_COMPLETE_TOLERANCE = 1e-9
-"""A last bucket short of V by less than this fraction of V (float rounding) counts as complete."""
-
-
-def vpin(volume: np.ndarray, side: np.ndarray, bucket_volume: float | None = None, n_buckets: int = 50) -> VpinResult:
-    """Volume-synchronized probability of informed trading (Easley, Lopez de Prado & O'Hara 2012).
-
-    Trades fill equal-volume buckets of size V (default: total volume /
-    ``n_buckets``) in order; a trade crossing a border is split between the
-    buckets. Each trade's volume is buy volume in the fraction (1 + side) / 2,
-    so +1/-1 ticks are all-buy/all-sell and a fractional side in [-1, 1]
-    carries a bulk classification (``2 * bvc_buy_fraction - 1``).
-    VPIN = mean over the last ``n_buckets`` complete buckets of
-    |V_B - V_S| / V; the incomplete last bucket is dropped, and VPIN is NaN
-    with fewer than ``n_buckets`` complete buckets or zero volume.
-    """
-    if n_buckets < 1:
-        raise ValueError(f"n_buckets must be at least 1, got {n_buckets}")
-    volume = np.asarray(volume, dtype=np.float64)
-    cum_volume = np.concatenate(([0.0], np.cumsum(volume)))
-    total = float(cum_volume[-1])
-    size = total / n_buckets if bucket_volume is None else float(bucket_volume)
-    if not size > 0:
-        if bucket_volume is not None:
-            raise ValueError(f"bucket_volume must be positive, got {bucket_volume}")
-        return VpinResult(NAN, np.empty(0), np.empty(0, dtype=np.int64), NAN)
-    buy_fraction = (1.0 + np.asarray(side, dtype=np.float64)) / 2.0
-    cum_buy = np.concatenate(([0.0], np.cumsum(volume * buy_fraction)))
-    complete = int(np.floor(total / size + _COMPLETE_TOLERANCE))
-    borders = np.minimum(np.arange(1, complete + 1) * size, total)
-    trade = np.searchsorted(cum_volume, borders, side="left") - 1
-    buy_at_border = cum_buy[trade] + (borders - cum_volume[trade]) * buy_fraction[trade]
-    buy = np.diff(buy_at_border, prepend=0.0)
-    imbalance = np.abs(2.0 * buy - size) / size
-    value = float(np.mean(imbalance[-n_buckets:])) if complete >= n_buckets else NAN
-    return VpinResult(value, imbalance, trade, size)
 
 
 _AS_P = 0.3275911

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,23 +14,43 @@ from fractal_assets.indicators.windows import METRICS, window_metrics
 WINDOW_SECONDS = 300
 TIMEFRAME = "5m"
 """Real-time values cover the trailing five minutes of event time."""
+INDICATORS = (*METRICS, "vpin_window")
+"""Every ``ind:`` indicator: the window metrics and the per-window VPIN variant."""
 
 
-def _values(ticks: np.ndarray, quotes: np.ndarray, timeframe: str, **meta: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    details = asdict(window_metrics(ticks, quotes["bid"], quotes["ask"]))
-    meta = {**meta, "first_ts": int(ticks["ts"][0]), **{k: v for k, v in details.items() if k not in METRICS}}
+@dataclass(frozen=True)
+class VpinReading:
+    """The standard VPIN after a window's last tick, with what it rests on (the ``vpin`` meta)."""
+
+    value: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _values(
+    ticks: np.ndarray, quotes: np.ndarray, start: int, end: int, timeframe: str, vpin: VpinReading, **meta: Any,
+) -> dict[tuple[str, str], dict[str, Any]]:
+    details = asdict(window_metrics(ticks, quotes, start, end, vpin.value))
+    meta = {**meta, "first_ts": int(ticks["ts"][0]), **{k: v for k, v in details.items() if k not in INDICATORS}}
     ts = int(ticks["ts"][-1])
-    return {(name, timeframe): {"value": details[name], "ts": ts, "meta": meta} for name in METRICS}
+    values = {(name, timeframe): {"value": details[name], "ts": ts, "meta": meta} for name in INDICATORS}
+    values[("vpin", timeframe)]["meta"] = {**meta, **vpin.meta}
+    return values
 
 
-def realtime_values(ticks: np.ndarray, quotes: np.ndarray) -> dict[tuple[str, str], dict[str, Any]]:
-    """(indicator, timeframe) -> {value, ts, meta} for one symbol's trailing window."""
-    return _values(ticks, quotes, TIMEFRAME, window_s=WINDOW_SECONDS)
+def realtime_values(ticks: np.ndarray, quotes: np.ndarray, vpin: VpinReading) -> dict[tuple[str, str], dict[str, Any]]:
+    """(indicator, timeframe) -> {value, ts, meta} for one symbol's trailing window.
+
+    ``quotes`` are the window's, optionally preceded by the quote standing
+    at its start (for the time-weighted spread).
+    """
+    end = int(ticks["ts"][-1])
+    return _values(ticks, quotes, end - WINDOW_SECONDS * 1000, end, TIMEFRAME, vpin, window_s=WINDOW_SECONDS)
 
 
-def batch_values(block: np.ndarray, quotes: np.ndarray) -> dict[tuple[str, str], dict[str, Any]]:
+def batch_values(block: np.ndarray, quotes: np.ndarray, vpin: VpinReading) -> dict[tuple[str, str], dict[str, Any]]:
     """The same metrics over one micro-batch of ticks, under timeframe ``{n}t`` (e.g. ``1000t``)."""
-    return _values(block, quotes, f"{len(block)}t", ticks_in_batch=len(block))
+    start, end = int(block["ts"][0]), int(block["ts"][-1])
+    return _values(block, quotes, start, end, f"{len(block)}t", vpin, ticks_in_batch=len(block))
 
 
 FRACTAL_N = 2

@@ -25,8 +25,10 @@ import numpy as np
 from fractal_assets.config import Config
 from fractal_assets.hot.ring import RingBuffer
 from fractal_assets.hot.store import NOTHING, Block, HotStore, SourceCheckpoint
-from fractal_assets.indicators.realtime import WINDOW_SECONDS, batch_values, realtime_values
+from fractal_assets.indicators.realtime import WINDOW_SECONDS, VpinReading, batch_values, realtime_values
+from fractal_assets.ingest import live_vpin
 from fractal_assets.ingest.live_bars import LiveBars
+from fractal_assets.ingest.live_vpin import LiveVpin
 from fractal_assets.ingest.metrics import IngestMetrics
 from fractal_assets.ingest.validation import BAD_QUOTE, SymbolState, normalize_symbols, validate
 from fractal_assets.market.ticks import (
@@ -154,6 +156,7 @@ class Ingestor:
         self._quote_seq: dict[str, int] = {}
         self._pending_quotes: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         self._since_refresh: Counter[str] = Counter()
+        self._vpin: dict[str, LiveVpin] = {}
         self._rejections: list[Rejection] = []
         self._books: list[BookSnapshot] = []
         self._last_seq = NOTHING
@@ -330,29 +333,44 @@ class Ingestor:
         if new and self.on_new_symbols:
             self.on_new_symbols(new)
         self._known_symbols.update(new)
-        full = {b.symbol: b for b in blocks if len(b.records) == self.config.batch_size}
-        for symbol, block in full.items():
-            self._batch_metrics(symbol, block.records)
+        readings = self._feed_vpin(blocks)
+        full = {b.symbol: (b, r) for b, r in zip(blocks, readings) if len(b.records) == self.config.batch_size}
+        for symbol, (block, reading) in full.items():
+            self._batch_metrics(symbol, block.records, reading)
         due = [s for s, n in self._since_refresh.items() if n >= self.config.indicator_every]
         for symbol in due:
             self._refresh(symbol)
 
+    def _feed_vpin(self, blocks: list[Block]) -> list[VpinReading]:
+        """Stored blocks into each symbol's VPIN buckets, in order; the reading after each block.
+
+        A symbol new to this process has its buckets restored instead, through
+        every stored tick of its day so far (these blocks included).
+        """
+        new = {b.symbol for b in blocks} - set(self._vpin)
+        for symbol in new:
+            ts = np.concatenate([b.records["ts"] for b in blocks if b.symbol == symbol])
+            self._vpin[symbol] = live_vpin.restore(self.config, self.store, symbol, int(ts.min()), int(ts.max()))
+        return [self._vpin[b.symbol].reading() if b.symbol in new else self._vpin[b.symbol].feed(b.records)
+                for b in blocks]
+
     def _quotes_between(self, symbol: str, start: int, end: int) -> np.ndarray:
+        """Quotes stamped in [start, end], preceded by the one standing at ``start`` if the ring has it."""
         ring = self.rings.quotes.get(symbol)
-        quotes = ring.since(start) if ring else np.empty(0, QUOTE_DTYPE)
+        quotes = ring.latest(len(ring.since(start)) + 1) if ring else np.empty(0, QUOTE_DTYPE)
         return quotes[quotes["ts"] <= end]
 
-    def _batch_metrics(self, symbol: str, block: np.ndarray) -> None:
+    def _batch_metrics(self, symbol: str, block: np.ndarray, vpin: VpinReading) -> None:
         """Metrics of the symbol's newest full micro-batch (``ind:{SYM}:{name}:1000t``)."""
         quotes = self._quotes_between(symbol, int(block["ts"][0]), int(block["ts"][-1]))
-        self.store.write_indicators(symbol, batch_values(block, quotes))
+        self.store.write_indicators(symbol, batch_values(block, quotes, vpin))
 
     def _refresh(self, symbol: str) -> None:
         ticks = self.rings.tick_ring(symbol).recent(WINDOW_SECONDS)
         end = int(ticks["ts"][-1])
         quotes = self._quotes_between(symbol, end - WINDOW_SECONDS * 1000, end)
         started = time.monotonic()
-        values = realtime_values(ticks, quotes)
+        values = realtime_values(ticks, quotes, self._vpin[symbol].reading())
         self.metrics.indicator_ms.add((time.monotonic() - started) * 1000)
         self.store.write_indicators(symbol, values)
         self._since_refresh[symbol] = 0

@@ -68,6 +68,10 @@ class DayReport:
     """(timeframe, check name) -> (passed, details)."""
     indicators: dict[str, int] = field(default_factory=dict)
     """Indicator -> rows written; empty when the day's bars failed a blocking check."""
+    vpin_bucket_volume: float | None = None
+    """The volume of the VPIN buckets the day opened (average daily volume / 50)."""
+    vpin_unchained: list[str] = field(default_factory=list)
+    """Earlier days with trades whose VPIN buckets the day's chain misses (not yet built)."""
 
     @property
     def blocked(self) -> bool:
@@ -155,12 +159,20 @@ def build_bars(conn: sqlite3.Connection, day: SymbolDay, ticks: pa.Table, timefr
             report.checks[(timeframe, name)] = outcome
 
 
+def microstructure(conn: sqlite3.Connection, day: SymbolDay, ticks: pa.Table, quotes: pa.Table, vpin_days: int,
+                   report: DayReport) -> int:
+    """The microstructure rows of the day, its VPIN chain noted in the report."""
+    rows, buckets = build_microstructure(conn, day, structured(ticks, TICK_DTYPE), structured(quotes, QUOTE_DTYPE),
+                                         vpin_days)
+    report.vpin_bucket_volume, report.vpin_unchained = buckets.span.bucket_volume, buckets.unchained
+    return rows
+
+
 def build_indicators(conn: sqlite3.Connection, day: SymbolDay, ticks: pa.Table, quotes: pa.Table,
-                     names: Iterable[str], report: DayReport) -> None:
+                     names: Iterable[str], vpin_days: int, report: DayReport) -> None:
     """The selected indicators, in dependency order."""
     builders = {
-        "microstructure": lambda: build_microstructure(conn, day, structured(ticks, TICK_DTYPE),
-                                                       structured(quotes, QUOTE_DTYPE)),
+        "microstructure": lambda: microstructure(conn, day, ticks, quotes, vpin_days, report),
         "williams_fractals": lambda: build_fractals(conn, day),
         "hurst_exponent": lambda: build_hurst(conn, day),
         "indicator_snapshot": lambda: build_snapshot(conn, day),
@@ -172,14 +184,16 @@ def build_indicators(conn: sqlite3.Connection, day: SymbolDay, ticks: pa.Table, 
 
 @dataclass
 class Sources:
-    """The tiers a run reads and writes, the hot tier's retention and ingest's timestamp
-    tolerance; ``now_ms`` (default: the wall clock) tells the open day from closed ones."""
+    """The tiers a run reads and writes, the hot tier's retention, ingest's timestamp
+    tolerance and the days sizing VPIN's buckets; ``now_ms`` (default: the wall clock) tells
+    the open day from closed ones."""
 
     hot: HotStore | None
     cold: ColdStore
     warm: sqlite3.Connection
     keep_ms: int
     tolerance_ms: int
+    vpin_days: int
     now_ms: int | None = None
 
     def now(self) -> int:
@@ -213,7 +227,7 @@ def build_symbol(sources: Sources, symbol: str, dates: list[str], selection: Sel
         final_ms = final_until(day, tick_table.column("ts").to_numpy(), sources.tolerance_ms, sources.now())
         build_bars(sources.warm, day, tick_table, selection.timeframes, final_ms, report)
         if not report.blocked:
-            build_indicators(sources.warm, day, tick_table, quote_table, selection.indicators, report)
+            build_indicators(sources.warm, day, tick_table, quote_table, selection.indicators, sources.vpin_days, report)
         reports.append(report)
     return reports
 

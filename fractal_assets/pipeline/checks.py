@@ -10,6 +10,17 @@ from fractal_assets.market.bars import TIMEFRAMES
 
 REL_TOL = 1e-9
 
+DESCRIPTIONS = {
+    "ohlc_consistent": "Every bar has low <= open, close <= high.",
+    "volume_split": "Every bar's volume equals buy_volume + sell_volume, to floating-point rounding.",
+    "tick_count_matches_raw": "The bars' tick counts add up to the partition's archived ticks: each tick in "
+                              "exactly one bar.",
+    "unique_keys": "No (symbol, timeframe, timestamp) is stored twice in fractal_bars.",
+    "equals_1m_rollup": "The bars equal the stored 1m bars rolled up to this timeframe: OHLC and tick counts "
+                        "exactly, volumes and VWAP to floating-point rounding.",
+}
+"""Description of each bar check, by check name, for the asset check specs."""
+
 
 def _close(a: pd.Series | np.ndarray, b: pd.Series | np.ndarray) -> np.ndarray:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)

@@ -20,6 +20,7 @@ from fractal_assets.warm.indicators import (
     replace_indicator_values,
     replace_microstructure,
 )
+from fractal_assets.warm.vpin_state import DayBuckets, continue_day
 
 MICRO_WINDOWS = {"5m": TIMEFRAMES["5m"], "1d": TIMEFRAMES["1d"]}
 FRACTAL_DAYS = 30
@@ -32,10 +33,15 @@ INDICATORS = ("microstructure", "williams_fractals", "hurst_exponent", "indicato
 """The indicator assets, in the order they are built (the snapshot reads the others)."""
 
 
-def build_microstructure(conn: sqlite3.Connection, day: SymbolDay, ticks: np.ndarray, quotes: np.ndarray) -> int:
-    """The day's metrics per 5-minute window and for the whole day; returns the rows written."""
-    tables = [microstructure_table(ticks, quotes, day.start, day.end, w) for w in MICRO_WINDOWS.values()]
-    return replace_microstructure(conn, day.symbol, day.start, day.end, pd.concat(tables, ignore_index=True))
+def build_microstructure(conn: sqlite3.Connection, day: SymbolDay, ticks: np.ndarray, quotes: np.ndarray,
+                         vpin_days: int) -> tuple[int, DayBuckets]:
+    """The day's metrics per 5-minute window and for the whole day, VPIN continuing the
+    buckets of the days before (so days are built oldest first); returns the rows written
+    and the day's VPIN buckets."""
+    buckets = continue_day(conn, day.symbol, day.start, ticks["volume"], ticks["side"], vpin_days)
+    tables = [microstructure_table(ticks, quotes, day.start, day.end, w, buckets.span) for w in MICRO_WINDOWS.values()]
+    rows = replace_microstructure(conn, day.symbol, day.start, day.end, pd.concat(tables, ignore_index=True))
+    return rows, buckets
 
 
 def fractal_window(conn: sqlite3.Connection, day: SymbolDay) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:

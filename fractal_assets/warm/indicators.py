@@ -11,8 +11,8 @@ import pandas as pd
 from fractal_assets.warm.db import write_transaction
 
 MICRO_COLUMNS = (
-    "timestamp", "window_ms", "tick_imbalance", "order_flow_ratio", "bid_ask_spread", "spread_estimated",
-    "kyle_lambda", "vpin", "tick_count",
+    "timestamp", "window_ms", "tick_imbalance", "order_flow_ratio", "bid_ask_spread", "time_weighted_spread",
+    "spread_estimated", "kyle_lambda", "vpin", "tick_count",
 )
 
 

@@ -85,6 +85,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    Migration(
+        4,
+        "time-weighted quoted spread beside the per-quote mean",
+        ("ALTER TABLE fractal_microstructure ADD COLUMN time_weighted_spread REAL",),
+    ),
+    Migration(
+        5,
+        "VPIN bucket state carried from one day to the next",
+        (
+            """CREATE TABLE fractal_vpin_state (
+                symbol TEXT NOT NULL,
+                timestamp INTEGER NOT NULL,
+                bucket_volume REAL,
+                state TEXT NOT NULL CHECK (json_valid(state)),
+                PRIMARY KEY (symbol, timestamp)
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )
 
 

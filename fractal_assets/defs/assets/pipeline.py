@@ -32,15 +32,16 @@ from fractal_assets.config import env_value
 from fractal_assets.defs.assets.hot import hot_ticks
 from fractal_assets.defs.metadata import markdown_table, png_markdown
 from fractal_assets.defs.partitions import date_partitions
-from fractal_assets.defs.plots import candlestick_png, fractal_png, series_png
+from fractal_assets.defs.plots import candlestick_png, fractal_png, microstructure_png, series_png
 from fractal_assets.defs.resources import ColdTierResource, HotTierResource, WarmTierResource
 from fractal_assets.market.bars import TIMEFRAMES
 from fractal_assets.market.calendar import SymbolDay
+from fractal_assets.pipeline import checks
 from fractal_assets.pipeline.build import (
     BASE,
     BLOCKING_CHECKS,
     ROLLUP_CHECK,
-        RunReport,
+    RunReport,
     Selection,
     Sources,
     build_days,
@@ -62,14 +63,6 @@ WARM_POOL = "warm_sqlite"
 dagster.yaml), so two runs never build at once."""
 TABLE_ROWS = 100
 """Per-symbol-day rows shown in a result's metadata table."""
-
-CHECK_DOCS = {
-    "ohlc_consistent": "low <= open, close <= high in every bar of every symbol-day.",
-    "volume_split": "volume = buy_volume + sell_volume (to rounding) in every bar.",
-    "tick_count_matches_raw": "The bars of each symbol-day count exactly the archived ticks of that day.",
-    "unique_keys": "No (symbol, timeframe, timestamp) stored twice.",
-    ROLLUP_CHECK: "Each bar equals the 1m bars rolled up (OHLC and counts exactly, sums and vwap to rounding).",
-}
 
 RAW_TICKS = AssetSpec(
     "raw_ticks", deps=[hot_ticks], group_name="cold_tier", kinds={"parquet"},
@@ -98,7 +91,7 @@ INDICATOR_SPECS = [
               "holds the day's closing value of every indicator; value = how many of them are defined."),
 ]
 CHECKS = [
-    AssetCheckSpec(name, asset=f"bars_{tf}", blocking=name in BLOCKING_CHECKS, description=CHECK_DOCS[name],
+    AssetCheckSpec(name, asset=f"bars_{tf}", blocking=name in BLOCKING_CHECKS, description=checks.DESCRIPTIONS[name],
                    additional_deps=[f"bars_{BASE}"] if name == ROLLUP_CHECK else None)
     for tf in TIMEFRAMES for name in (*BLOCKING_CHECKS, *([ROLLUP_CHECK] if tf != BASE else []))
 ]
@@ -132,7 +125,7 @@ def build_days_asset(context: AssetExecutionContext, config: PipelineConfig, hot
     selection = selection_of(context)
     with warm.connection() as conn:
         sources = Sources(hot.store() if selection.archive else None, cold.store(), conn, hot.config().retention_ms,
-                          hot.config().ts_tolerance_ms)
+                          hot.config().ts_tolerance_ms, warm.vpin_days)
         report = build_days(sources, context.partition_keys, selection, config.symbols or None)
         context.log.info(f"{len(report.days)} symbol-days, {report.ticks} ticks, {report.bars} bars")
         showcase = showcase_day(report)
@@ -216,10 +209,14 @@ def check_result(timeframe: str, name: str, report: RunReport) -> AssetCheckResu
 
 
 def indicator_metadata(conn: sqlite3.Connection, name: str, report: RunReport, showcase: SymbolDay | None) -> dict:
+    columns = {"rows": lambda d: d.indicators.get(name, 0)}
+    if name == "microstructure":
+        columns |= {"vpin_bucket_volume": lambda d: d.vpin_bucket_volume,
+                    "vpin_unchained_days": lambda d: ", ".join(d.vpin_unchained)}
     metadata = {
         **span(report),
         "rows": MetadataValue.int(sum(d.indicators.get(name, 0) for d in report.days)),
-        "per_symbol_day": day_table(report, rows=lambda d: d.indicators.get(name, 0)),
+        "per_symbol_day": day_table(report, **columns),
     }
     if showcase:
         metadata.update(PLOTS[name](conn, showcase))
@@ -227,11 +224,12 @@ def indicator_metadata(conn: sqlite3.Connection, name: str, report: RunReport, s
 
 
 def vpin_plot(conn: sqlite3.Connection, day: SymbolDay) -> dict:
+    """The day's VPIN (NaN while its 50 buckets fill) above its order-flow ratio, per 5 minutes."""
     five = read_microstructure(conn, day.symbol, day.start, day.end, MICRO_WINDOWS["5m"])
-    if not five["vpin"].notna().any():
+    if five.empty:
         return {}
-    plot = series_png(five["timestamp"].to_numpy(), {"VPIN": five["vpin"].to_numpy()}, f"{day.symbol} VPIN {day.date}", "VPIN")
-    return {"vpin_plot": png_markdown(plot, "VPIN over the day")}
+    plot = microstructure_png(five, f"{day.symbol} VPIN and order flow {day.date}")
+    return {"vpin_plot": png_markdown(plot, "VPIN and order flow")}
 
 
 def fractal_plot(conn: sqlite3.Connection, day: SymbolDay) -> dict:
@@ -249,7 +247,7 @@ def hurst_plot(conn: sqlite3.Connection, day: SymbolDay) -> dict:
         return {}
     ends = closes["timestamp"].to_numpy()[np.arange(HURST_ROLLING_BARS, len(closes) + 1, HURST_STEP_BARS) - 1]
     plot = series_png(ends, {f"H ({m})": v for m, v in rolling.items()},
-                      f"{day.symbol} rolling Hurst, {HURST_ROLLING_BARS} 1m bars", "H")
+                      f"{day.symbol} rolling Hurst, {HURST_ROLLING_BARS} 1m bars", "H", reference=0.5)
     return {"rolling_hurst_plot": png_markdown(plot, "rolling Hurst")}
 
 
