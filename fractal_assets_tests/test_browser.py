@@ -56,8 +56,8 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 START_MS = 1_723_118_400_000
 """2024-08-08T12:00:00Z: every partition is on 2024-08-08."""
 DATE = "2024-08-08"
-MARKET_SECONDS = 180
-"""Three 1m bars per symbol."""
+MARKET_SECONDS = 5 * 3600
+"""Five hours: 300 1m bars per symbol, enough for rolling Hurst (240 bars) and fractals."""
 STARTUP_TIMEOUT_S = 120
 UI_TIMEOUT_MS = 30_000
 ASSETS = ("hot_ticks", "hot_order_books", "hot_indicators", "raw_ticks", "bars_1m", "bars_5m", "bars_15m",
@@ -84,7 +84,7 @@ def build_data(config: Config, home: Path) -> None:
     """Simulate a few minutes of market into Redis, then materialize every symbol-day into a
     persistent instance, so the UI has runs, partitions, checks and metadata to show."""
     store = HotStore(redis.Redis.from_url(config.redis_url), Keys(config.key_prefix))
-    spec = SimulatorSpec(symbols=SYMBOLS, rate=20, duration_s=MARKET_SECONDS, start_ms=START_MS, seed=11)
+    spec = SimulatorSpec(symbols=SYMBOLS, rate=5, duration_s=MARKET_SECONDS, start_ms=START_MS, seed=11)
     assert Ingestor(config, store, "sim:browser-test").run(simulate(spec)).total_accepted > 0
     days = partitions_with_data(store, config.cold)
     assert [(d.symbol, d.date) for d in days] == [(s, DATE) for s in sorted(SYMBOLS)]
@@ -181,8 +181,13 @@ def page(browser: sync_api.Browser) -> Iterator[sync_api.Page]:
 
 
 def screenshot(page: sync_api.Page, name: str) -> None:
-    """Keep what the test saw, for a person to look at."""
+    """Keep what the test saw, for a person to look at (an open dialog once it has faded in)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    dialog = page.get_by_role("dialog")
+    if dialog.count():
+        page.wait_for_function("() => [...document.querySelectorAll('[role=dialog]')]"
+                               ".every(d => getComputedStyle(d.parentElement).opacity === '1' "
+                               "&& getComputedStyle(d).opacity === '1')")
     page.screenshot(path=ARTIFACTS / f"dagster-ui-{name}.png")
 
 
@@ -231,3 +236,16 @@ def test_bars_partition_shows_its_metadata_and_candlestick_plot(ui: Ui, page: sy
     width, height = plot.evaluate("img => [img.naturalWidth, img.naturalHeight]")
     assert width > 300 and height > 100, "the PNG decoded to a real picture"
     screenshot(page, "bars_1m-candles")
+
+
+@pytest.mark.parametrize(("asset", "key"), [("microstructure", "vpin_plot"), ("williams_fractals", "fractal_plot"),
+                                            ("hurst_exponent", "rolling_hurst_plot")])
+def test_indicator_partitions_show_their_plots(ui: Ui, page: sync_api.Page, asset: str, key: str) -> None:
+    page.goto(f"{ui.url}/assets/{asset}?view=partitions&partition={DATE}")
+    metadata = page.get_by_role("table").filter(has_text=key)
+    metadata.get_by_role("row").filter(has_text=key).get_by_text("[Show Markdown]").click()
+    plot = page.get_by_role("dialog").locator("img")
+    sync_api.expect(plot).to_have_count(1)
+    width, height = plot.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert width > 300 and height > 100, "the PNG decoded to a real picture"
+    screenshot(page, f"{asset}-{key}")
