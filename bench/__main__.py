@@ -5,10 +5,10 @@ from __future__ import annotations
 import platform
 import sys
 
-from bench import access, bars, indicators, ingest, open_day, orchestration, startup
+from bench import access, bars, hot_bound, indicators, ingest, open_day, orchestration, startup
 
 BENCHMARKS = {"startup": startup, "ingest": ingest, "bars": bars, "indicators": indicators, "access": access,
-              "open_day": open_day, "orchestration": orchestration}
+              "open_day": open_day, "hot_bound": hot_bound, "orchestration": orchestration}
 
 
 def main(argv: list[str]) -> int:
