@@ -138,7 +138,13 @@ def _register_imported(config: Config, dates: set[str]) -> None:
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
-    from fractal_assets.defs.materialize import cli_instance, dagster_home, materialize_dates, partitions_with_data
+    from fractal_assets.defs.materialize import (
+        cli_instance,
+        dagster_home,
+        materialize_dates,
+        partitions_with_data,
+        submit_backfill,
+    )
     from fractal_assets.defs.partitions import valid_date
     from fractal_assets.defs.resources import resources_for
     from fractal_assets.hot.connection import open_store
@@ -155,6 +161,13 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     for date in bounds:
         if date not in dates:
             print(f"no data{f' of {symbol}' if symbol else ''} on {date}: nothing to build for it")
+    if args.daemon:
+        if symbol:
+            raise ValueError("--daemon builds every symbol of the dates: leave out --symbol")
+        backfill = submit_backfill(dates, cli_instance(config))
+        print(f"submitted backfill {backfill} of {len(dates)} dates to the Dagster instance at {dagster_home(config)}: "
+              "its daemon (dagster dev, or dagster-daemon run) launches the runs; follow them in the UI")
+        return 0
     print(f"materializing {len(dates)} dates ({len(days)} symbol-days) on the Dagster instance at {dagster_home(config)}")
     started = time.perf_counter()
     outcomes = materialize_dates(dates, cli_instance(config), resources_for(config), symbols=[symbol] if symbol else None,
@@ -304,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--symbol", default=None, help="build only this symbol's data of the dates")
     mat.add_argument("--start", default=None, help="first UTC date, YYYY-MM-DD")
     mat.add_argument("--end", default=None, help="last UTC date, YYYY-MM-DD")
+    mat.add_argument("--daemon", action="store_true",
+                     help="submit the dates as a backfill for the Dagster daemon instead of building them here")
     mat.set_defaults(func=cmd_materialize)
 
     data = sub.add_parser("backtest-data", help="ticks or bars of a symbol from every tier, for backtests")

@@ -1,9 +1,11 @@
-"""A backfill launched the way the UI launches one, picked up by a real ``dagster-daemon``:
-every date of the range succeeds and the bars equal an independent DuckDB computation."""
+"""A backfill submitted by ``fractal materialize --daemon``, the way the UI submits one, picked
+up by a real ``dagster-daemon``: every date of the range succeeds and the bars equal an
+independent DuckDB computation."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,19 +15,16 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from dagster import AssetKey, DagsterInstance
-from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
-from dagster._core.utils import make_new_backfill_id
+from dagster._core.execution.backfill import BulkActionStatus
 
 from fractal_assets.cold.parquet import read_ticks, write_ticks
 from fractal_assets.config import Config
-from fractal_assets.definitions import defs
 from fractal_assets.defs.materialize import cli_instance
-from fractal_assets.defs.partitions import register_dates
 from fractal_assets.feeds import open_feed
 from fractal_assets.ingest.bulk_import import import_history
 from fractal_assets.market.bars import TIMEFRAMES
 from fractal_assets.market.calendar import DAY_MS, date_of
-from fractal_assets_tests.support import shared_file
+from fractal_assets_tests.support import run_cli, shared_file
 from fractal_assets_tests.test_assets import assert_bars_equal, expected_bars, warm_bars
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
@@ -73,27 +72,22 @@ def wait_for_backfill(instance: DagsterInstance, backfill_id: str, daemon: subpr
         time.sleep(1)
 
 
-def test_a_ui_style_backfill_is_run_by_the_daemon_and_builds_every_date(config: Config, tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_backfill_for_the_daemon_builds_every_date_in_ranged_runs(config: Config, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     dates = replicate_real_day(config, tmp_path)
     home = tmp_path / "dagster_home"
     monkeypatch.setenv("DAGSTER_HOME", str(home))
+    submitted = run_cli(config, "materialize", "--start", dates[0], "--end", dates[-1], "--daemon", dagster_home=home)
+    assert submitted.returncode == 0, submitted.stderr
+    backfill_id = re.search(r"submitted backfill (\S+) of 6 dates", submitted.stdout).group(1)
     instance = cli_instance(config)
-    register_dates(instance, dates)
-    backfill = PartitionBackfill.from_asset_partitions(
-        backfill_id=make_new_backfill_id(), asset_graph=defs.resolve_asset_graph(), partition_names=dates,
-        asset_selection=PIPELINE_KEYS, backfill_timestamp=time.time(), tags={"fractal/source": "test"},
-        dynamic_partitions_store=instance, all_partitions=False, title="test backfill", description=None,
-        run_config=None,
-    )
-    instance.add_backfill(backfill)
     log = tmp_path / "daemon.log"
     with open(log, "wb") as out:
         daemon = subprocess.Popen([str(Path(sys.executable).parent / "dagster-daemon"), "run", "-m",
                                    "fractal_assets.definitions"], env=daemon_env(config, home), stdout=out,
                                   stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        status = wait_for_backfill(instance, backfill.backfill_id, daemon, log)
+        status = wait_for_backfill(instance, backfill_id, daemon, log)
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)

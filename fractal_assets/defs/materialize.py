@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagster import ConfigurableResource, DagsterInstance, materialize
+from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.utils import make_new_backfill_id
 
 from fractal_assets.cold.archive import stored_dates, stored_symbols
 from fractal_assets.cold.store import ColdStore
@@ -145,6 +147,25 @@ def materialize_dates(
         if on_run:
             on_run(outcomes[-1])
     return outcomes
+
+
+def submit_backfill(dates: Iterable[str], instance: DagsterInstance) -> str:
+    """Register the dates and submit a backfill of the whole pipeline over them, as the UI
+    does: the daemon forms ranged runs of FRACTAL_DAYS_PER_RUN dates and launches them through
+    the run queue. Returns the backfill's id."""
+    from fractal_assets.definitions import defs
+
+    dates = sorted(set(dates))
+    register_dates(instance, dates)
+    backfill = PartitionBackfill.from_asset_partitions(
+        backfill_id=make_new_backfill_id(), asset_graph=defs.resolve_asset_graph(), partition_names=dates,
+        asset_selection=list(build_days_asset.keys), backfill_timestamp=time.time(),
+        tags={"fractal/source": "fractal materialize --daemon"}, dynamic_partitions_store=instance,
+        all_partitions=False, title=f"fractal materialize {dates[0]}..{dates[-1]}" if dates else "fractal materialize",
+        description=None, run_config=None,
+    )
+    instance.add_backfill(backfill)
+    return backfill.backfill_id
 
 
 def materialize_days(
