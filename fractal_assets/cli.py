@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fractal_assets import filemodes
 from fractal_assets.config import Config
 from fractal_assets.feeds import FORMATS
 from fractal_assets.market.symbols import normalize_symbol
@@ -340,7 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. What it creates is private to its owner: the process umask is that
+    of ``filemodes`` while the command runs (restored after, for callers in-process)."""
     args = build_parser().parse_args(argv)
+    previous_umask = os.umask(filemodes.umask())
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as exc:
@@ -349,8 +353,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if not _is_redis_error(exc):
             raise
-        print(f"fractal: error: Redis at FRACTAL_REDIS_URL: {type(exc).__name__}: {exc}", file=sys.stderr)
+        from fractal_assets.hot.connection import redis_name
+
+        name = redis_name(Config.from_env(data_dir=args.data_dir))
+        print(f"fractal: error: {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        os.umask(previous_umask)
 
 
 def _is_redis_error(exc: Exception) -> bool:

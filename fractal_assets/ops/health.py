@@ -12,7 +12,7 @@ import redis
 from redis.exceptions import RedisClusterException
 
 from fractal_assets.config import Config
-from fractal_assets.hot.connection import client_for, embedded_socket, primaries
+from fractal_assets.hot.connection import client_for, embedded_client, primaries
 from fractal_assets.hot.keys import Keys
 from fractal_assets.hot.store import Client, HotStore
 from fractal_assets.warm.schema import current_version
@@ -39,10 +39,14 @@ class Health:
         return asdict(self)
 
 
+TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+
+
 def _client(config: Config) -> Client:
     """A client that does not start the embedded server: health must see it down."""
-    url = config.redis_url or f"unix://{embedded_socket(config.data_dir)}"
-    return client_for(url, socket_connect_timeout=2, socket_timeout=5)
+    if config.redis_url:
+        return client_for(config.redis_url, **TIMEOUTS)
+    return embedded_client(config.data_dir, **TIMEOUTS)
 
 
 def _failure(exc: Exception) -> str:
