@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fractal_assets.config import Config
+from fractal_assets.hot.retry import RetryPolicy
 from fractal_assets.hot.ring import RingBuffer
 from fractal_assets.hot.store import NOTHING, Block, HotStore, SourceCheckpoint
 from fractal_assets.indicators.realtime import WINDOW_SECONDS, batch_values, realtime_values
-from fractal_assets.ingest.metrics import IngestMetrics
+from fractal_assets.ingest.metrics import PUSH_EVERY_S, IngestMetrics
 from fractal_assets.ingest.validation import BAD_QUOTE, SymbolState, normalize_symbols, validate
 from fractal_assets.market.ticks import (
     QUOTE_DTYPE,
@@ -126,7 +127,11 @@ ProgressFn = Callable[[int, "IngestReport"], None]
 
 
 class Ingestor:
-    """Runs feed chunks through validation into the hot tier."""
+    """Runs feed chunks through validation into the hot tier.
+
+    Every call it makes to Redis goes through one :class:`RetryPolicy`, so a Redis restart
+    shorter than ``FRACTAL_REDIS_RETRY_S`` costs a pause, not the process.
+    """
 
     def __init__(
         self, config: Config, store: HotStore, source_id: str, rings: Rings | None = None,
@@ -134,6 +139,7 @@ class Ingestor:
     ) -> None:
         self.config = config
         self.store = store
+        self.redis = RetryPolicy(config.redis_retry_s)
         self.source_id = source_id
         self.on_new_symbols = on_new_symbols
         """Told about symbols the first time their ticks are stored (Dagster partitions)."""
@@ -151,9 +157,10 @@ class Ingestor:
         self._rejections: list[Rejection] = []
         self._books: list[BookSnapshot] = []
         self._last_seq = NOTHING
-        self._resume = store.source_checkpoint(source_id)
+        self._resume = self.redis.call(store.source_checkpoint, source_id)
         self._committed = self._resume
-        for symbol, ckpt in store.checkpoints(store.symbols(), source_id).items():
+        symbols = self.redis.call(store.symbols)
+        for symbol, ckpt in self.redis.call(store.checkpoints, symbols, source_id).items():
             self._states[symbol] = ckpt.state
             self._counts[symbol] = ckpt.count
             self._stored_seq[symbol] = ckpt.source_seq
@@ -168,28 +175,47 @@ class Ingestor:
         """Ingest every chunk; ``speed`` 0 is as fast as possible, N is N times real time.
 
         An empty chunk means the feed is waiting for data: everything pending is flushed.
+        The process's metrics are published about once a second while it runs, waiting
+        included, and withdrawn when it ends (they expire when it dies), so `fractal status`
+        lists live processes only.
         """
         started = time.monotonic()
         pacer = _Pacer(speed)
+        self._push_metrics()
         for chunk in chunks:
-            if not (_records(chunk) or chunk.rejections):
-                self._flush(take_rest=True)
-                continue
-            if chunk.last_seq <= self._resume.handled:
-                self.report.skipped += _records(chunk)
-                continue
-            delay = pacer.delay(chunk)
-            if delay > 0:
-                self._flush(take_rest=True)
-                time.sleep(delay)
-            self._accept(chunk, received=time.monotonic())
-            self._flush(take_rest=self._stale())
-            if progress:
-                progress(chunk.last_seq + 1, self.report)
+            self._ingest_chunk(chunk, pacer, progress)
+            if self.metrics.due():
+                self._push_metrics()
         self._flush(take_rest=True)
         self._push_metrics()
+        self.redis.call(self.store.drop_process_metrics, self.source_id)
         self.report.seconds = time.monotonic() - started
         return self.report
+
+    def _ingest_chunk(self, chunk: FeedChunk, pacer: "_Pacer", progress: ProgressFn | None) -> None:
+        """Validate a chunk and commit what is due; an empty one flushes everything pending."""
+        if not (_records(chunk) or chunk.rejections):
+            self._flush(take_rest=True)
+            return
+        if chunk.last_seq <= self._resume.handled:
+            self.report.skipped += _records(chunk)
+            return
+        delay = pacer.delay(chunk)
+        if delay > 0:
+            self._flush(take_rest=True)
+            self._wait(delay)
+        self._accept(chunk, received=time.monotonic())
+        self._flush(take_rest=self._stale())
+        if progress:
+            progress(chunk.last_seq + 1, self.report)
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep for a paced replay, still publishing metrics about once a second."""
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0:
+            time.sleep(min(left, PUSH_EVERY_S))
+            if self.metrics.due():
+                self._push_metrics()
 
     def _accept(self, chunk: FeedChunk, received: float) -> None:
         self._rejections += [r for r in chunk.rejections if r.seq > self._resume.rejected]
@@ -262,14 +288,12 @@ class Ingestor:
         progress = SourceCheckpoint(handled=min(waiting) - 1 if waiting else self._last_seq, rejected=self._last_seq)
         if not (blocks or quote_blocks or self._rejections or self._books) and progress == self._committed:
             return
-        self.store.commit_retrying(
-            self.source_id, blocks, quote_blocks, self._states, self._rejections, self._books, progress
+        self.redis.call(
+            self.store.commit, self.source_id, blocks, quote_blocks, self._states, self._rejections, self._books, progress
         )
         self._committed = progress
         self.metrics.committed(received)
         self._after_commit(blocks, quote_blocks)
-        if self.metrics.due():
-            self._push_metrics()
 
     def _push_metrics(self) -> None:
         """Publish this process's metrics and each symbol's memory and freshness."""
@@ -278,7 +302,7 @@ class Ingestor:
                      "newest_ts": int(ring.latest(1)["ts"][0]) if len(ring) else -1}
             for symbol, ring in self.rings.ticks.items()
         }
-        self.store.write_metrics(self.source_id, self.metrics.snapshot(), per_symbol)
+        self.redis.call(self.store.write_metrics, self.source_id, self.metrics.snapshot(), per_symbol)
 
     def _quote_blocks(self) -> list[Block]:
         """Every queued quote, in stream entries of at most ``batch_size``."""
@@ -327,7 +351,7 @@ class Ingestor:
     def _batch_metrics(self, symbol: str, block: np.ndarray) -> None:
         """Metrics of the symbol's newest full micro-batch (``ind:{SYM}:{name}:1000t``)."""
         quotes = self._quotes_between(symbol, int(block["ts"][0]), int(block["ts"][-1]))
-        self.store.write_indicators(symbol, batch_values(block, quotes))
+        self.redis.call(self.store.write_indicators, symbol, batch_values(block, quotes))
 
     def _refresh(self, symbol: str) -> None:
         ticks = self.rings.tick_ring(symbol).recent(WINDOW_SECONDS)
@@ -336,7 +360,7 @@ class Ingestor:
         started = time.monotonic()
         values = realtime_values(ticks, quotes)
         self.metrics.indicator_ms.add((time.monotonic() - started) * 1000)
-        self.store.write_indicators(symbol, values)
+        self.redis.call(self.store.write_indicators, symbol, values)
         self._since_refresh[symbol] = 0
 
 
