@@ -119,13 +119,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     from fractal_assets.feeds import open_feed
     from fractal_assets.hot.connection import open_store
     from fractal_assets.ingest.bulk_import import file_seq_base, import_history
+    from fractal_assets.ingest.validation import Bounds
 
     config = Config.from_env(data_dir=args.data_dir)
     path = Path(args.source)
     store = open_store(config)
     source = source_id(path)
     chunks = open_feed(path, args.format, chunk_rows=args.chunk_rows)
-    report = import_history(chunks, config.cold, file_seq_base(store, source), config.ts_tolerance_ms)
+    report = import_history(chunks, config.cold, file_seq_base(store, source), config.ts_tolerance_ms,
+                            Bounds.of(config))
     store.record_rejections(source, report.rejected)
     print(f"imported {sum(report.accepted.values())} ticks into {len(report.partitions)} raw_ticks partitions")
     for symbol, n in sorted(report.accepted.items()):

@@ -51,6 +51,8 @@ SETTINGS: dict[str, Setting] = {
                 "Unhealthy when the newest tick is older than this (ms); 0 = not checked (replays, idle feeds)."),
         Setting("FRACTAL_HEALTH_MAX_BACKLOG", "0", "Unhealthy above this many un-archived ticks; 0 = not checked."),
         Setting("FRACTAL_TS_TOLERANCE_MS", "5000", "A tick older than its symbol's newest by more is rejected."),
+        Setting("FRACTAL_MAX_PRICE", "1e12", "A tick priced above this is rejected (price_out_of_range)."),
+        Setting("FRACTAL_MAX_VOLUME", "1e15", "A tick of a larger volume is rejected (volume_out_of_range)."),
         Setting("FRACTAL_REDIS_RETRY_S", "60",
                 "Seconds the resident ingest keeps retrying a Redis call while the server is unreachable."),
         Setting("FRACTAL_REDIS_SERVER", "",
@@ -85,6 +87,8 @@ class Config:
     warm_days: int
     health_max_tick_lag_ms: int
     health_max_backlog: int
+    max_price: float
+    max_volume: float
     redis_retry_s: float
 
     @classmethod
@@ -106,6 +110,8 @@ class Config:
             "warm_days": int(env_value("FRACTAL_WARM_DAYS")),
             "health_max_tick_lag_ms": int(env_value("FRACTAL_HEALTH_MAX_TICK_LAG_MS")),
             "health_max_backlog": int(env_value("FRACTAL_HEALTH_MAX_BACKLOG")),
+            "max_price": float(env_value("FRACTAL_MAX_PRICE")),
+            "max_volume": float(env_value("FRACTAL_MAX_VOLUME")),
             "redis_retry_s": float(env_value("FRACTAL_REDIS_RETRY_S")),
         }
         unknown = set(overrides) - {f.name for f in fields(cls)}

@@ -23,7 +23,7 @@ from fractal_assets.hot.ring import RingBuffer
 from fractal_assets.hot.store import NOTHING, Block, HotStore, SourceCheckpoint
 from fractal_assets.indicators.realtime import WINDOW_SECONDS, batch_values, realtime_values
 from fractal_assets.ingest.metrics import PUSH_EVERY_S, IngestMetrics
-from fractal_assets.ingest.validation import BAD_QUOTE, SymbolState, normalize_symbols, validate
+from fractal_assets.ingest.validation import BAD_QUOTE, Bounds, SymbolState, normalize_symbols, validate
 from fractal_assets.market.ticks import (
     QUOTE_DTYPE,
     TICK_DTYPE,
@@ -140,6 +140,7 @@ class Ingestor:
         self.config = config
         self.store = store
         self.redis = RetryPolicy(config.redis_retry_s)
+        self.bounds = Bounds.of(config)
         self.source_id = source_id
         self.on_new_symbols = on_new_symbols
         """Told about symbols the first time their ticks are stored (Dagster partitions)."""
@@ -229,7 +230,7 @@ class Ingestor:
     def _accept_trades(self, trades: RawTrades, received: float) -> None:
         if trades.seq[0] <= self._replay_through:
             trades = self._drop_stored(trades)
-        accepted, rejections = validate(trades, self._states, self.config.ts_tolerance_ms)
+        accepted, rejections = validate(trades, self._states, self.config.ts_tolerance_ms, self.bounds)
         self._rejections += [r for r in rejections if r.seq > self._resume.rejected]
         for v in accepted:
             self._counts.setdefault(v.symbol, 0)
@@ -244,15 +245,18 @@ class Ingestor:
         return trades.take(keep)
 
     def _accept_quotes(self, quotes: RawQuotes) -> None:
-        """Queue valid quotes for the next commit; reject crossed, non-positive or unnamed ones."""
+        """Queue valid quotes for the next commit; reject crossed, non-positive, too high
+        (``FRACTAL_MAX_PRICE``) or unnamed ones."""
         codes, symbols, ok = normalize_symbols(quotes.symbol)
         names = symbols[codes]
         stored = np.array([self._quote_seq.get(n, NOTHING) for n in symbols], dtype=np.int64)[codes]
         fresh = quotes.seq > stored
         self.report.skipped += int((~fresh).sum())
-        valid = ok[codes] & np.isfinite(quotes.bid) & np.isfinite(quotes.ask) & (quotes.bid > 0) & (quotes.ask >= quotes.bid)
+        valid = (ok[codes] & np.isfinite(quotes.bid) & np.isfinite(quotes.ask) & (quotes.bid > 0)
+                 & (quotes.ask >= quotes.bid) & (quotes.ask <= self.bounds.max_price))
         self._rejections += [
-            Rejection(int(quotes.seq[i]), BAD_QUOTE, "quote needs a valid symbol and 0 < bid <= ask",
+            Rejection(int(quotes.seq[i]), BAD_QUOTE,
+                      f"quote needs a valid symbol and 0 < bid <= ask <= {self.bounds.max_price:g} (FRACTAL_MAX_PRICE)",
                       f"{quotes.symbol[i]},{quotes.ts[i]},{quotes.bid[i]},{quotes.ask[i]}", str(names[i]))
             for i in np.flatnonzero(fresh & ~valid) if quotes.seq[i] > self._resume.rejected
         ]
