@@ -77,8 +77,9 @@ def test_a_long_data_dir_gets_an_unpredictable_private_socket_directory(tmp_path
     predictable = [Path(tempfile.gettempdir()) / f"fractal-redis-{hashlib.sha1(str(d).encode()).hexdigest()[:12]}.sock"
                    for d in data_dirs]
     predictable[0].write_text("pre-created by someone else")
+    socks: list[Path] = []
     try:
-        socks = [Path(ensure_embedded_redis(d).removeprefix("unix://")) for d in data_dirs]
+        socks += [Path(ensure_embedded_redis(d).removeprefix("unix://")) for d in data_dirs]
         assert socks[0].parent != socks[1].parent
         for data_dir, sock in zip(data_dirs, socks):
             assert len(str(data_dir / "redis" / "redis.sock")) > 100 and len(str(sock)) <= 100
@@ -93,13 +94,16 @@ def test_a_long_data_dir_gets_an_unpredictable_private_socket_directory(tmp_path
         os.chown(socks[0].parent, OTHER_UID, OTHER_UID)
         with pytest.raises(UnsafeSocket, match=f"belongs to uid {OTHER_UID}"):
             embedded_client(first)
-        renewed = Path(ensure_embedded_redis(first).removeprefix("unix://"))
-        assert renewed.parent not in (socks[0].parent, socks[1].parent), "a foreign directory is never used"
+        socks.append(Path(ensure_embedded_redis(first).removeprefix("unix://")))
+        assert socks[2].parent not in (socks[0].parent, socks[1].parent), "a foreign directory is never used"
         assert embedded_client(first).ping()
     finally:
         predictable[0].unlink()
         for data_dir in data_dirs:
-            stop_embedded_redis(data_dir)
+            with contextlib.suppress(UnsafeSocket):
+                stop_embedded_redis(data_dir)
+        for sock in socks:
+            shutil.rmtree(sock.parent, ignore_errors=True)
 
 
 @pytest.mark.parametrize("socket_perm", ["700", "777"])
