@@ -31,11 +31,14 @@ def redis_binary() -> str:
 
 class RedisProcess:
     """One redis-server: ``start``, ``kill`` (SIGKILL) and ``start`` again on the same data;
-    ``socket_dir`` places its socket (``redis.sock``) where a test wants it."""
+    ``socket_dir`` places its socket (``redis.sock``) where a test wants it, ``password`` sets
+    ``requirepass``."""
 
-    def __init__(self, data_dir: Path, socket_dir: Path | None = None, socket_perm: str = "700") -> None:
+    def __init__(self, data_dir: Path, socket_dir: Path | None = None, socket_perm: str = "700",
+                 password: str | None = None) -> None:
         self.binary = redis_binary()
         self.data_dir = data_dir
+        self.password = password
         self.owns_socket_dir = socket_dir is None
         self.socket_dir = socket_dir or Path(tempfile.mkdtemp(prefix="fr-"))
         self.socket_perm = socket_perm
@@ -52,12 +55,13 @@ class RedisProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [self.binary, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", self.socket_perm,
-             "--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+             "--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+             *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self.starts += 1
         deadline = time.monotonic() + timeout_s
-        client = redis.Redis(unix_socket_path=str(self.socket), socket_connect_timeout=0.5)
+        client = redis.Redis(unix_socket_path=str(self.socket), socket_connect_timeout=0.5, password=self.password)
         while time.monotonic() < deadline:
             try:
                 if client.ping():

@@ -221,3 +221,17 @@ def test_an_outage_longer_than_the_window_ends_ingest_with_one_line_and_resumes_
         if proc.poll() is None:
             proc.kill()
         server.close()
+
+
+def test_a_wrong_password_is_not_waited_for(tmp_path: Path, retry_log: RetryLog) -> None:
+    """Credentials do not heal with time: the policy raises an AuthenticationError at once."""
+    server = RedisProcess(tmp_path / "redis", password="right")
+    server.start()
+    try:
+        url = f"unix://:wrong@{server.socket}"
+        config = Config.from_env(data_dir=tmp_path / "data", redis_url=url, key_prefix="")
+        with pytest.raises(redis.AuthenticationError):
+            Ingestor(config, HotStore(redis.Redis.from_url(url), Keys()), SOURCE)
+        assert retry_log.lines == []
+    finally:
+        server.close()

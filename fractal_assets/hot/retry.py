@@ -20,13 +20,15 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import redis
-from redis.exceptions import ClusterDownError
+from redis.exceptions import AuthorizationError, ClusterDownError, ExternalAuthProviderError
 
 T = TypeVar("T")
 
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError, ClusterDownError)
 """Errors of a server that is down, restarting (``LOADING`` is a ConnectionError) or
 unreachable, or of a cluster failing over: worth waiting for."""
+LASTING = (redis.AuthenticationError, AuthorizationError, ExternalAuthProviderError)
+"""ConnectionErrors that waiting does not cure (wrong credentials or rights): raised at once."""
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,8 @@ class RetryPolicy:
             try:
                 result = fn(*args)
                 break
+            except LASTING:
+                raise
             except TRANSIENT as exc:
                 failures += 1
                 if failures == 1:
