@@ -53,12 +53,12 @@ redis: $(STAMP)
 
 demo: export DAGSTER_HOME = $(DEMO_HOME)
 demo: $(STAMP)
-	mkdir -p $(DAGSTER_HOME) && cp fractal_assets/defs/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	mkdir -p -m 700 $(FRACTAL_DATA_DIR) $(DAGSTER_HOME) && install -m 600 fractal_assets/defs/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/fractal redis start
 	$(BIN)/fractal simulate --symbols BTCUSDT,ETHUSDT,SOLUSDT --rate $(DEMO_RATE) --duration $(DEMO_DURATION) --speed 0
 	$(BIN)/fractal materialize
 	@echo "Dagster UI: http://127.0.0.1:$(PORT)"
-	$(BIN)/dagster dev -m fractal_assets.definitions -h 127.0.0.1 -p $(PORT)
+	umask 077 && $(BIN)/dagster dev -m fractal_assets.definitions -h 127.0.0.1 -p $(PORT)
 
 bench: $(STAMP) $(BENCH_STAMP)
 	FRACTAL_PEER_PYTHON=$(CURDIR)/$(BENCH_VENV)/bin/python $(BIN)/python -m bench $(BENCH)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fractal_assets import filemodes
 from fractal_assets.config import Config
 from fractal_assets.feeds import FORMATS
 from fractal_assets.market.symbols import normalize_symbol
@@ -107,13 +109,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     from fractal_assets.feeds import open_feed
     from fractal_assets.hot.connection import open_store
     from fractal_assets.ingest.bulk_import import file_seq_base, import_history
+    from fractal_assets.ingest.validation import Bounds
 
     config = Config.from_env(data_dir=args.data_dir)
     path = Path(args.source)
     store = open_store(config)
     source = source_id(path)
     chunks = open_feed(path, args.format, chunk_rows=args.chunk_rows)
-    report = import_history(chunks, config.cold, file_seq_base(store, source), config.ts_tolerance_ms)
+    report = import_history(chunks, config.cold, file_seq_base(store, source), config.ts_tolerance_ms,
+                            Bounds.of(config))
     store.record_rejections(source, report.rejected)
     print(f"imported {sum(report.accepted.values())} ticks into {len(report.partitions)} raw_ticks partitions")
     for symbol, n in sorted(report.accepted.items()):
@@ -359,7 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. What it creates is private to its owner: the process umask is that
+    of ``filemodes`` while the command runs (restored after, for callers in-process)."""
     args = build_parser().parse_args(argv)
+    previous_umask = os.umask(filemodes.umask())
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as exc:
@@ -368,8 +375,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if not _is_redis_error(exc):
             raise
-        print(f"fractal: error: Redis at FRACTAL_REDIS_URL: {type(exc).__name__}: {exc}", file=sys.stderr)
+        from fractal_assets.hot.connection import redis_name
+
+        name = redis_name(Config.from_env(data_dir=args.data_dir))
+        print(f"fractal: error: {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        os.umask(previous_umask)
 
 
 def _is_redis_error(exc: Exception) -> bool:

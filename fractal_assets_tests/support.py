@@ -83,13 +83,14 @@ def run_ingest(config: Config, path: Path, *extra: str) -> int:
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
-def run_cli(config: Config, *args: str, dagster_home: Path | None = None) -> subprocess.CompletedProcess:
+def run_cli(config: Config, *args: str, dagster_home: Path | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
     """``fractal --data-dir ... ARGS`` in a fresh process on the test's Redis prefix and warm DB,
-    with the given DAGSTER_HOME or none."""
+    with the given DAGSTER_HOME or none, in the given working directory."""
     env = {**os.environ, "FRACTAL_REDIS_URL": config.redis_url, "FRACTAL_KEY_PREFIX": config.key_prefix,
            "FRACTAL_WARM_DB": str(config.warm_db)}
     env.pop("DAGSTER_HOME", None)
     if dagster_home:
         env["DAGSTER_HOME"] = str(dagster_home)
     return subprocess.run([sys.executable, "-m", "fractal_assets.cli", "--data-dir", str(config.data_dir), *args],
-                          env=env, capture_output=True, text=True)
+                          env=env, capture_output=True, text=True, cwd=cwd)

@@ -66,16 +66,20 @@ def test_every_rejection_reason_is_counted_and_dead_lettered(config: Config, sto
         "1700000000007,BAD/SYM,10,1,buy\n"    # 7 bad_symbol
         "1699999000000,GOOD,10,1,buy\n"       # 8 ts_backwards (1000 s back)
         "2023-11-14T22:13:20.009Z,good,11,2,\n"  # 9 ok: ISO time, lower-case symbol, side inferred (uptick)
+        "1700000000010,GOOD,1e13,1,buy\n"    # 10 price_out_of_range
+        "1700000000011,GOOD,10,1e16,buy\n"   # 11 volume_out_of_range
     )
     run_ingest(config, path)
     assert store.rejected_counts(source_id(path)) == {
         "unparseable": 2, "bad_price": 2, "bad_volume": 1, "bad_side": 1, "bad_symbol": 1, "ts_backwards": 1,
+        "price_out_of_range": 1, "volume_out_of_range": 1,
     }
     assert set(store.rejected_counts(source_id(path))) == set(REASONS) - {BAD_QUOTE, TS_OUT_OF_RANGE}
     letters = store.client.xrange(store.keys.dead_letter())
     assert sorted((int(f[b"seq"]), f[b"reason"].decode()) for _, f in letters) == [
         (1, "unparseable"), (2, "unparseable"), (3, "bad_price"), (4, "bad_price"), (5, "bad_volume"),
-        (6, "bad_side"), (7, "bad_symbol"), (8, "ts_backwards"),
+        (6, "bad_side"), (7, "bad_symbol"), (8, "ts_backwards"), (10, "price_out_of_range"),
+        (11, "volume_out_of_range"),
     ]
     good = stored(store, "GOOD")
     assert good["ts"].tolist() == [1700000000000, 1700000000009]

@@ -336,7 +336,7 @@ def test_health_status_and_the_redis_backup_see_every_shard(
     assert main(["--data-dir", str(cluster_config.data_dir), "status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert {s: row["ticks_in_redis"] for s, row in status["symbols"].items()} == ticks
-    assert [int(p["ticks_total"]) for p in status["ingest"]] == [sum(ticks.values())]
+    assert status["ingest"] == [], "an ended ingest process is not listed"
 
     on_nodes = sorted(k for node in nodes for k in node.scan_iter(match=f"{cluster_config.key_prefix}*", count=1000))
     assert len({node.connection_pool.connection_kwargs["port"] for node in nodes}) == NODES

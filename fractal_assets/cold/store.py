@@ -30,6 +30,8 @@ import duckdb
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from fractal_assets.filemodes import create_file, make_dirs
+
 PART_RE = re.compile(r"^part-(\d+)(?:\.g(\d{20}))?\.parquet$")
 """A part file: part number, and on object stores the generation (write time in ns)."""
 GRACE_S = 600.0
@@ -138,10 +140,13 @@ class ColdStore:
                 os.close(fd)
 
     def writable(self) -> bool:
-        """Whether a file can be created (and removed) at the root."""
+        """Whether files can be written under the root. On disk nothing is created: the root,
+        or while it does not exist the nearest directory above it, must be writable. An
+        object store is asked by writing and deleting a hidden probe object."""
+        if self.local:
+            return _writable_dir(Path(self.root))
         probe = self.join(f".health-{uuid.uuid4().hex}")
         try:
-            self.fs.makedirs(self.root, exist_ok=True)
             self.fs.pipe_file(probe, b"")
             self.fs.rm_file(probe)
             return True
@@ -182,13 +187,24 @@ def file_version(path: str) -> FileVersion | None:
     return FileVersion(f"{path}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}", st.st_mtime_ns, st.st_size)
 
 
+def _writable_dir(path: Path) -> bool:
+    """Whether ``path``, or the nearest existing directory above it, can take new files."""
+    try:
+        while not path.exists():
+            path = path.parent
+        return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+    except OSError:
+        return False
+
+
 def _replace_local(path: str, data: bytes) -> None:
-    """Write a hidden temporary file beside ``path``, fsync it and rename it over ``path``."""
+    """Write a hidden temporary file beside ``path``, fsync it and rename it over ``path``
+    (private to its owner: ``filemodes``)."""
     directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
+    make_dirs(Path(directory))
     tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
     try:
-        with open(tmp, "wb") as handle:
+        with os.fdopen(create_file(tmp), "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

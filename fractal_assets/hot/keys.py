@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fractal_assets.market.symbols import SYMBOL_RE, InvalidSymbol
+from fractal_assets.market.symbols import SYMBOL_GRAMMAR, SYMBOL_RE, InvalidSymbol
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Keys:
         """The ``{SYMBOL}`` hash tag, refusing anything that is not a normalized symbol, so no
         caller can smuggle a pattern, separator or another key into a key name."""
         if not SYMBOL_RE.match(symbol):
-            raise InvalidSymbol(f"{symbol!r} is not a normalized symbol ({SYMBOL_RE.pattern})")
+            raise InvalidSymbol(f"{symbol!r} is not a normalized symbol: it must match {SYMBOL_GRAMMAR}")
         return f"{{{symbol}}}"
 
     @staticmethod

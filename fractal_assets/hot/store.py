@@ -9,7 +9,6 @@ ordered so that a process killed between two of them resumes exactly: see
 
 from __future__ import annotations
 
-import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -27,7 +26,9 @@ DEAD_LETTER_MAXLEN = 1_000_000
 DEAD_LETTERS_PER_WRITE = 10_000
 """Rejections per guarded write: about 18 arguments each keeps one EVAL far below the
 1,048,576 arguments Redis 6.2 accepts in a command."""
-RECONNECT_DEADLINE_S = 60.0
+PROCESS_METRICS_TTL_MS = 10_000
+"""An ingest process publishes its metrics about once a second; ten seconds without doing so
+means it is gone."""
 BOOK_MAXLEN = 72_000
 """Order-book snapshots kept per symbol: two hours at one per 100 ms. Books are not
 archived (their top of book is, as quotes), so the stream is capped, not trimmed on archive."""
@@ -223,28 +224,20 @@ class HotStore:
         self._send(self._symbol_writes(source_id, blocks, quote_blocks, states, books))
         self._advance_source(source_id, progress)
 
-    def commit_retrying(self, source_id: str, *args: Any, deadline_s: float = RECONNECT_DEADLINE_S) -> None:
-        """:meth:`commit`, surviving a Redis restart: on a lost connection it waits for the
-        server and sends the commit again, whose guarded writes skip what was already applied."""
-        give_up = time.monotonic() + deadline_s
-        delay = 0.05
-        while True:
-            try:
-                self.commit(source_id, *args)
-                return
-            except (redis.ConnectionError, redis.TimeoutError):
-                if time.monotonic() > give_up:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
-
     def write_metrics(self, source_id: str, process: dict[str, Any], per_symbol: dict[str, dict[str, Any]]) -> None:
-        """Publish an ingest process's metrics and per-symbol figures."""
+        """Publish an ingest process's metrics, which expire ``PROCESS_METRICS_TTL_MS`` after
+        this unless published again (a process that died leaves none), and per-symbol figures."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.hset(self.keys.ingest_metrics(source_id), mapping=process)
+        key = self.keys.ingest_metrics(source_id)
+        pipe.hset(key, mapping=process)
+        pipe.pexpire(key, PROCESS_METRICS_TTL_MS)
         for symbol, fields in per_symbol.items():
             pipe.hset(self.keys.symbol_metrics(symbol), mapping=fields)
         pipe.execute()
+
+    def drop_process_metrics(self, source_id: str) -> None:
+        """Withdraw the metrics of an ingest process that has ended."""
+        self.client.delete(self.keys.ingest_metrics(source_id))
 
     def _list_and_dead_letter(self, source_id: str, symbols: set[str], rejections: list[Rejection]) -> None:
         """Step 1 of a commit: add new symbols to ``symbols`` and dead-letter the rejections.

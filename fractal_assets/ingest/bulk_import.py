@@ -20,7 +20,7 @@ from fractal_assets.cold.archive import hot_table, merge_by_seq
 from fractal_assets.cold.parquet import read_ticks, write_ticks
 from fractal_assets.cold.store import ColdStore
 from fractal_assets.hot.store import HotStore
-from fractal_assets.ingest.validation import SymbolState, Validated, validate
+from fractal_assets.ingest.validation import Bounds, SymbolState, Validated, validate
 from fractal_assets.market.calendar import SymbolDay
 from fractal_assets.market.ticks import FeedChunk, Rejection
 
@@ -65,7 +65,9 @@ class _Buffer:
         return ready
 
 
-def import_history(chunks: Iterable[FeedChunk], cold: ColdStore, seq_base: int, tolerance_ms: int) -> ImportReport:
+def import_history(
+    chunks: Iterable[FeedChunk], cold: ColdStore, seq_base: int, tolerance_ms: int, bounds: Bounds = Bounds()
+) -> ImportReport:
     """Validate chunks and write their ticks into cold-tier day partitions."""
     report = ImportReport()
     states: dict[str, SymbolState] = {}
@@ -74,7 +76,7 @@ def import_history(chunks: Iterable[FeedChunk], cold: ColdStore, seq_base: int, 
         report.rejected += chunk.rejections
         if chunk.trades is None or not len(chunk.trades):
             continue
-        accepted, rejections = validate(chunk.trades, states, tolerance_ms)
+        accepted, rejections = validate(chunk.trades, states, tolerance_ms, bounds)
         report.rejected += rejections
         newest: dict[str, str] = {}
         for v in accepted:

@@ -23,14 +23,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fractal_assets.config import Config
+from fractal_assets.hot.retry import RetryPolicy
 from fractal_assets.hot.ring import RingBuffer
 from fractal_assets.hot.store import NOTHING, Block, HotStore, SourceCheckpoint
 from fractal_assets.indicators.realtime import WINDOW_SECONDS, VpinReading, batch_values, realtime_values
 from fractal_assets.ingest import live_vpin
 from fractal_assets.ingest.live_bars import LiveBars
 from fractal_assets.ingest.live_vpin import LiveVpin
-from fractal_assets.ingest.metrics import IngestMetrics
-from fractal_assets.ingest.validation import BAD_QUOTE, SymbolState, normalize_symbols, validate
+from fractal_assets.ingest.metrics import PUSH_EVERY_S, IngestMetrics
+from fractal_assets.ingest.validation import BAD_QUOTE, Bounds, SymbolState, normalize_symbols, validate
 from fractal_assets.market.ticks import (
     QUOTE_DTYPE,
     TICK_DTYPE,
@@ -134,7 +135,11 @@ ProgressFn = Callable[[int, "IngestReport"], None]
 
 
 class Ingestor:
-    """Runs feed chunks through validation into the hot tier."""
+    """Runs feed chunks through validation into the hot tier.
+
+    Every call it makes to Redis goes through one :class:`RetryPolicy`, so a Redis restart
+    shorter than ``FRACTAL_REDIS_RETRY_S`` costs a pause, not the process.
+    """
 
     def __init__(
         self, config: Config, store: HotStore, source_id: str, rings: Rings | None = None,
@@ -142,6 +147,8 @@ class Ingestor:
     ) -> None:
         self.config = config
         self.store = store
+        self.redis = RetryPolicy(config.redis_retry_s)
+        self.bounds = Bounds.of(config)
         self.source_id = source_id
         self.on_new_symbols = on_new_symbols
         """Told about symbols the first time their ticks are stored (Dagster partitions)."""
@@ -160,9 +167,10 @@ class Ingestor:
         self._rejections: list[Rejection] = []
         self._books: list[BookSnapshot] = []
         self._last_seq = NOTHING
-        self._resume = store.source_checkpoint(source_id)
+        self._resume = self.redis.call(store.source_checkpoint, source_id)
         self._committed = self._resume
-        for symbol, ckpt in store.checkpoints(store.symbols(), source_id).items():
+        symbols = self.redis.call(store.symbols)
+        for symbol, ckpt in self.redis.call(store.checkpoints, symbols, source_id).items():
             self._states[symbol] = ckpt.state
             self._counts[symbol] = ckpt.count
             self._stored_seq[symbol] = ckpt.source_seq
@@ -172,37 +180,56 @@ class Ingestor:
         self._replay_through = max(self._stored_seq.values(), default=NOTHING)
         self._known_symbols = set(self._states)
         self.metrics = IngestMetrics.start()
-        self.live_bars = LiveBars(config, store)
+        self.live_bars = LiveBars(config, store, self.redis)
         """Closed bars of the open day to the warm tier (ingest.live_bars)."""
 
     def run(self, chunks: Iterable[FeedChunk], speed: float = 0.0, progress: ProgressFn | None = None) -> IngestReport:
         """Ingest every chunk; ``speed`` 0 is as fast as possible, N is N times real time.
 
         An empty chunk means the feed is waiting for data: everything pending is flushed.
+        The process's metrics are published about once a second while it runs, waiting
+        included, and withdrawn when it ends (they expire when it dies), so `fractal status`
+        lists live processes only.
         """
         started = time.monotonic()
         pacer = _Pacer(speed)
+        self._push_metrics()
         for chunk in chunks:
-            if not (_records(chunk) or chunk.rejections):
-                self._flush_all()
-                self.live_bars.idle()
-                continue
-            if chunk.last_seq <= self._resume.handled:
-                self.report.skipped += _records(chunk)
-                continue
-            delay = pacer.delay(chunk)
-            if delay > 0:
-                self._flush_all()
-                time.sleep(delay)
-            self._accept(chunk, received=time.monotonic())
-            self._flush(take_rest=self._stale())
-            if progress:
-                progress(chunk.last_seq + 1, self.report)
+            self._ingest_chunk(chunk, pacer, progress)
+            if self.metrics.due():
+                self._push_metrics()
         self._flush_all()
         self.live_bars.shut()
         self._push_metrics()
+        self.redis.call(self.store.drop_process_metrics, self.source_id)
         self.report.seconds = time.monotonic() - started
         return self.report
+
+    def _ingest_chunk(self, chunk: FeedChunk, pacer: "_Pacer", progress: ProgressFn | None) -> None:
+        """Validate a chunk and commit what is due; an empty one flushes everything pending."""
+        if not (_records(chunk) or chunk.rejections):
+            self._flush_all()
+            self.live_bars.idle()
+            return
+        if chunk.last_seq <= self._resume.handled:
+            self.report.skipped += _records(chunk)
+            return
+        delay = pacer.delay(chunk)
+        if delay > 0:
+            self._flush_all()
+            self._wait(delay)
+        self._accept(chunk, received=time.monotonic())
+        self._flush(take_rest=self._stale())
+        if progress:
+            progress(chunk.last_seq + 1, self.report)
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep for a paced replay, still publishing metrics about once a second."""
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0:
+            time.sleep(min(left, PUSH_EVERY_S))
+            if self.metrics.due():
+                self._push_metrics()
 
     def _accept(self, chunk: FeedChunk, received: float) -> None:
         self._rejections += [r for r in chunk.rejections if r.seq > self._resume.rejected]
@@ -216,7 +243,7 @@ class Ingestor:
     def _accept_trades(self, trades: RawTrades, received: float) -> None:
         if trades.seq[0] <= self._replay_through:
             trades = self._drop_stored(trades)
-        accepted, rejections = validate(trades, self._states, self.config.ts_tolerance_ms)
+        accepted, rejections = validate(trades, self._states, self.config.ts_tolerance_ms, self.bounds)
         self._rejections += [r for r in rejections if r.seq > self._resume.rejected]
         for v in accepted:
             self._counts.setdefault(v.symbol, 0)
@@ -231,15 +258,18 @@ class Ingestor:
         return trades.take(keep)
 
     def _accept_quotes(self, quotes: RawQuotes) -> None:
-        """Queue valid quotes for the next commit; reject crossed, non-positive or unnamed ones."""
+        """Queue valid quotes for the next commit; reject crossed, non-positive, too high
+        (``FRACTAL_MAX_PRICE``) or unnamed ones."""
         codes, symbols, ok = normalize_symbols(quotes.symbol)
         names = symbols[codes]
         stored = np.array([self._quote_seq.get(n, NOTHING) for n in symbols], dtype=np.int64)[codes]
         fresh = quotes.seq > stored
         self.report.skipped += int((~fresh).sum())
-        valid = ok[codes] & np.isfinite(quotes.bid) & np.isfinite(quotes.ask) & (quotes.bid > 0) & (quotes.ask >= quotes.bid)
+        valid = (ok[codes] & np.isfinite(quotes.bid) & np.isfinite(quotes.ask) & (quotes.bid > 0)
+                 & (quotes.ask >= quotes.bid) & (quotes.ask <= self.bounds.max_price))
         self._rejections += [
-            Rejection(int(quotes.seq[i]), BAD_QUOTE, "quote needs a valid symbol and 0 < bid <= ask",
+            Rejection(int(quotes.seq[i]), BAD_QUOTE,
+                      f"quote needs a valid symbol and 0 < bid <= ask <= {self.bounds.max_price:g} (FRACTAL_MAX_PRICE)",
                       f"{quotes.symbol[i]},{quotes.ts[i]},{quotes.bid[i]},{quotes.ask[i]}", str(names[i]))
             for i in np.flatnonzero(fresh & ~valid) if quotes.seq[i] > self._resume.rejected
         ]
@@ -282,14 +312,12 @@ class Ingestor:
         progress = SourceCheckpoint(handled=min(waiting) - 1 if waiting else self._last_seq, rejected=self._last_seq)
         if not (blocks or quote_blocks or self._rejections or self._books) and progress == self._committed:
             return
-        self.store.commit_retrying(
-            self.source_id, blocks, quote_blocks, self._states, self._rejections, self._books, progress
+        self.redis.call(
+            self.store.commit, self.source_id, blocks, quote_blocks, self._states, self._rejections, self._books, progress
         )
         self._committed = progress
         self.metrics.committed(received)
         self._after_commit(blocks, quote_blocks)
-        if self.metrics.due():
-            self._push_metrics()
 
     def _push_metrics(self) -> None:
         """Publish this process's metrics and each symbol's memory and freshness."""
@@ -298,7 +326,7 @@ class Ingestor:
                      "newest_ts": int(ring.latest(1)["ts"][0]) if len(ring) else -1}
             for symbol, ring in self.rings.ticks.items()
         }
-        self.store.write_metrics(self.source_id, self.metrics.snapshot(), per_symbol)
+        self.redis.call(self.store.write_metrics, self.source_id, self.metrics.snapshot(), per_symbol)
 
     def _quote_blocks(self) -> list[Block]:
         """Every queued quote, in stream entries of at most ``batch_size``."""
@@ -350,7 +378,8 @@ class Ingestor:
         new = {b.symbol for b in blocks} - set(self._vpin)
         for symbol in new:
             ts = np.concatenate([b.records["ts"] for b in blocks if b.symbol == symbol])
-            self._vpin[symbol] = live_vpin.restore(self.config, self.store, symbol, int(ts.min()), int(ts.max()))
+            self._vpin[symbol] = self.redis.call(live_vpin.restore, self.config, self.store, symbol, int(ts.min()),
+                                                 int(ts.max()))
         return [self._vpin[b.symbol].reading() if b.symbol in new else self._vpin[b.symbol].feed(b.records)
                 for b in blocks]
 
@@ -363,7 +392,7 @@ class Ingestor:
     def _batch_metrics(self, symbol: str, block: np.ndarray, vpin: VpinReading) -> None:
         """Metrics of the symbol's newest full micro-batch (``ind:{SYM}:{name}:1000t``)."""
         quotes = self._quotes_between(symbol, int(block["ts"][0]), int(block["ts"][-1]))
-        self.store.write_indicators(symbol, batch_values(block, quotes, vpin))
+        self.redis.call(self.store.write_indicators, symbol, batch_values(block, quotes, vpin))
 
     def _refresh(self, symbol: str) -> None:
         ticks = self.rings.tick_ring(symbol).recent(WINDOW_SECONDS)
@@ -372,7 +401,7 @@ class Ingestor:
         started = time.monotonic()
         values = realtime_values(ticks, quotes, self._vpin[symbol].reading())
         self.metrics.indicator_ms.add((time.monotonic() - started) * 1000)
-        self.store.write_indicators(symbol, values)
+        self.redis.call(self.store.write_indicators, symbol, values)
         self._since_refresh[symbol] = 0
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from fractal_assets.config import Config
+from fractal_assets.hot.retry import RetryPolicy
 from fractal_assets.hot.store import Block, HotStore
 from fractal_assets.indicators.realtime import fractal_value
 from fractal_assets.market.bars import TIMEFRAMES, compute_bars
@@ -99,9 +100,11 @@ class _Open:
 class LiveBars:
     """Writes every closed 1m-1h bar of the symbols an :class:`Ingestor` stores."""
 
-    def __init__(self, config: Config, store: HotStore) -> None:
+    def __init__(self, config: Config, store: HotStore, redis: RetryPolicy) -> None:
         self.config = config
         self.store = store
+        self.redis = redis
+        """The ingest process's one retry policy, for every Redis call made here too."""
         self.tolerance = config.ts_tolerance_ms
         self._open: dict[str, _Open] = {}
         self._conn: sqlite3.Connection | None = None
@@ -131,7 +134,7 @@ class LiveBars:
         for symbol, bars in closed.items():
             end = int(bars["timestamp"].iloc[-1]) + TIMEFRAMES["5m"]
             recent = read_bars(self._warm(), symbol, "5m", end - FRACTAL_BARS * TIMEFRAMES["5m"], end)
-            self.store.write_indicators(symbol, fractal_value(recent, end))
+            self.redis.call(self.store.write_indicators, symbol, fractal_value(recent, end))
 
     def add(self, symbol: str, ticks: np.ndarray, seq0: int) -> None:
         """Ticks just committed to Redis; ``seq0`` is the arrival number of the first."""
@@ -141,10 +144,10 @@ class LiveBars:
 
     def _reload(self, symbol: str, seq0: int) -> _Open:
         """After a restart: the hot tier's ticks of buckets not yet written or not yet final."""
-        hot = self.store.read_ticks(symbol)
+        hot = self.redis.call(self.store.read_ticks, symbol)
         stored = hot.seq < seq0
         ticks, seqs = hot.ticks[stored], hot.seq[stored]
-        written = self.store.live_bars_through(symbol)
+        written = self.redis.call(self.store.live_bars_through, symbol)
         newest = int(ticks["ts"].max()) if len(ticks) else NEVER
         keep_from = floor_to(min(written if written is not None else NEVER, newest - self.tolerance), SPAN_MS)
         trimmed = len(seqs) == 0 or seqs[0] > 0
@@ -174,7 +177,7 @@ class LiveBars:
         if rows:
             self.bars_written += upsert_bars(self._warm(), rows)
         if advanced:
-            self.store.mark_live_bars(advanced)
+            self.redis.call(self.store.mark_live_bars, advanced)
         return {symbol: bars for symbol, tf, bars in rows if tf == "5m"}
 
     def _closed(self, symbol: str, state: _Open, through: int) -> BarRows:

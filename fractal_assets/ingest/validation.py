@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fractal_assets.market.symbols import SYMBOL_RE, InvalidSymbol, normalize_symbol
+from fractal_assets.config import SETTINGS, Config
+from fractal_assets.market.symbols import SYMBOL_GRAMMAR, InvalidSymbol, normalize_symbol
 from fractal_assets.market.ticks import BUY, RawTrades, Rejection, tick_rule, to_ticks
 
 UNPARSEABLE = "unparseable"
@@ -23,11 +24,29 @@ BAD_SYMBOL = "bad_symbol"
 TS_BACKWARDS = "ts_backwards"
 TS_OUT_OF_RANGE = "ts_out_of_range"
 BAD_QUOTE = "bad_quote"
-REASONS = (UNPARSEABLE, BAD_PRICE, BAD_VOLUME, BAD_SIDE, BAD_SYMBOL, TS_OUT_OF_RANGE, TS_BACKWARDS, BAD_QUOTE)
+PRICE_OUT_OF_RANGE = "price_out_of_range"
+VOLUME_OUT_OF_RANGE = "volume_out_of_range"
+REASONS = (UNPARSEABLE, BAD_PRICE, BAD_VOLUME, BAD_SIDE, BAD_SYMBOL, TS_OUT_OF_RANGE, TS_BACKWARDS, BAD_QUOTE,
+           PRICE_OUT_OF_RANGE, VOLUME_OUT_OF_RANGE)
 
 FUTURE_SLACK_MS = 86_400_000
 """A tick stamped more than a day past the wall clock is a bad timestamp, not the future:
 accepting it would make every later tick look like it went backwards."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The largest price and volume a tick may have (``FRACTAL_MAX_PRICE``, 1e12, and
+    ``FRACTAL_MAX_VOLUME``, 1e15). Beyond them a value is a feed or unit error, not a trade;
+    within them price x volume stays far from overflowing a float64, and every whole volume
+    is exact in one (below 2**53)."""
+
+    max_price: float = float(SETTINGS["FRACTAL_MAX_PRICE"].default)
+    max_volume: float = float(SETTINGS["FRACTAL_MAX_VOLUME"].default)
+
+    @classmethod
+    def of(cls, config: Config) -> "Bounds":
+        return cls(config.max_price, config.max_volume)
 
 
 @dataclass
@@ -81,7 +100,7 @@ def _reject(trades: RawTrades, rows: np.ndarray, reason: str, detail: str, symbo
 
 
 def validate(
-    trades: RawTrades, states: dict[str, SymbolState], tolerance_ms: int
+    trades: RawTrades, states: dict[str, SymbolState], tolerance_ms: int, bounds: Bounds = Bounds()
 ) -> tuple[list[Validated], list[Rejection]]:
     """Split a chunk into accepted ticks per symbol and rejections.
 
@@ -90,9 +109,12 @@ def validate(
     """
     codes, names, valid = normalize_symbols(trades.symbol)
     checks = (
-        (valid[codes], BAD_SYMBOL, f"symbol must match {SYMBOL_RE.pattern}"),
+        (valid[codes], BAD_SYMBOL, f"symbol must match {SYMBOL_GRAMMAR}"),
         (np.isfinite(trades.price) & (trades.price > 0), BAD_PRICE, "price must be finite and > 0"),
+        (trades.price <= bounds.max_price, PRICE_OUT_OF_RANGE, f"price above {bounds.max_price:g} (FRACTAL_MAX_PRICE)"),
         (np.isfinite(trades.volume) & (trades.volume >= 0), BAD_VOLUME, "volume must be finite and >= 0"),
+        (trades.volume <= bounds.max_volume, VOLUME_OUT_OF_RANGE,
+         f"volume above {bounds.max_volume:g} (FRACTAL_MAX_VOLUME)"),
         (np.isnan(trades.side) | (trades.side == 1) | (trades.side == -1), BAD_SIDE,
          "side must be 1 (buy), -1 (sell) or missing"),
         ((trades.ts > 0) & (trades.ts <= time.time() * 1000 + FUTURE_SLACK_MS), TS_OUT_OF_RANGE,

@@ -2,10 +2,11 @@
 
 A backup is a new directory ``DEST/fractal-backup-YYYYMMDDTHHMMSSZ`` holding
 ``warm.db`` (SQLite online backup API, consistent while writers run),
-``cold/...`` (every cold-tier file, hard-linked when possible: the cold tier
-only ever replaces files by rename, so a link keeps the old contents intact),
-``redis.dump`` with ``--redis`` and, written last, ``manifest.json`` with the
-size and sha256 of every file. A backup without a manifest is incomplete.
+``cold/...`` (a copy of every cold-tier file: never a link, which would share
+the live file's fate), ``redis.dump`` with ``--redis`` and, written last,
+``manifest.json`` with the size and sha256 of every file. A backup without a
+manifest is incomplete. Like everything the project creates, a backup is
+private to its owner (``filemodes``).
 
 The tiers are copied hot, then warm, then cold: ticks archived meanwhile are
 then in both the Redis snapshot and the Parquet copy (restoring merges them
@@ -23,14 +24,17 @@ import json
 import os
 import shutil
 import sqlite3
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 import redis
 
 from fractal_assets.cold.store import ColdStore
 from fractal_assets.config import Config
+from fractal_assets.filemodes import create_file, make_dir, make_dirs, write_file
 from fractal_assets.hot.connection import connect as connect_redis
 from fractal_assets.ops.redis_dump import export_redis, glob_escape, import_redis
 from fractal_assets.warm.db import connect as connect_sqlite
@@ -123,12 +127,12 @@ def _entry(root: Path, path: Path) -> FileEntry:
 
 def _new_backup_dir(dest: Path) -> Path:
     """A directory that did not exist before: an existing backup is never written into."""
-    dest.mkdir(parents=True, exist_ok=True)
+    make_dirs(dest)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     for n in range(1000):
         candidate = dest / (NAME_PREFIX + stamp + (f".{n}" if n else ""))
         try:
-            candidate.mkdir()
+            make_dir(candidate)
             return candidate
         except FileExistsError:
             continue
@@ -141,6 +145,7 @@ def backup_warm(db: Path, target: Path) -> int | None:
     if not db.exists():
         return None
     source = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    os.close(create_file(target))
     copy = sqlite3.connect(target)
     try:
         source.backup(copy)
@@ -163,13 +168,29 @@ def restore_warm(backup_db: Path, db: Path) -> None:
         source.close()
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def _copy_all(names: list[str], open_source: Callable[[str], IO[bytes]], out: Path) -> list[Path]:
+    """Copy the named files into ``out`` as independent files, private to their owner. When
+    one has vanished (FileNotFoundError), this attempt's copies are taken back first."""
+    done: list[Path] = []
     try:
-        os.link(source, target)
+        for name in names:
+            with open_source(name) as source:
+                _copy_file(source, out / name)
+            done.append(out / name)
     except FileNotFoundError:
+        for path in done:
+            path.unlink()
         raise
-    except OSError:
-        shutil.copy2(source, target)
+    return done
+
+
+def _copy_file(source: IO[bytes], target: Path) -> None:
+    try:
+        with os.fdopen(create_file(target), "wb") as copy:
+            shutil.copyfileobj(source, copy, HASH_CHUNK)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
 
 
 def _snapshot_directory(source: Path, target: Path) -> list[Path]:
@@ -177,15 +198,10 @@ def _snapshot_directory(source: Path, target: Path) -> list[Path]:
     compaction merged it into part-0, so the whole directory is taken again."""
     for _ in range(COPY_ATTEMPTS):
         names = sorted(e.name for e in os.scandir(source) if e.is_file(follow_symlinks=False) and not e.name.startswith("."))
-        done: list[Path] = []
         try:
-            for name in names:
-                _link_or_copy(source / name, target / name)
-                done.append(target / name)
-            return done
+            return _copy_all(names, lambda name: open(source / name, "rb"), target)
         except FileNotFoundError:
-            for path in done:
-                path.unlink()
+            continue
     raise BackupError(f"{source} kept changing while it was copied")
 
 
@@ -201,7 +217,7 @@ def backup_cold(cold: ColdStore, target: Path) -> list[Path]:
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         relative = Path(directory).relative_to(cold_dir).as_posix()
         out = target if relative == "." else inside(target, relative)
-        out.mkdir(parents=True, exist_ok=True)
+        make_dirs(out)
         copied.extend(_snapshot_directory(Path(directory), out))
     return copied
 
@@ -217,12 +233,10 @@ def _download_cold(cold: ColdStore, target: Path) -> list[Path]:
     copied: list[Path] = []
     for directory, names in by_directory.items():
         out = inside(target, directory) if directory else target
-        out.mkdir(parents=True, exist_ok=True)
+        make_dirs(out)
         for _ in range(COPY_ATTEMPTS):
             try:
-                for name in names:
-                    cold.fs.get_file(cold.join(directory, name), str(out / name))
-                copied.extend(out / name for name in names)
+                copied.extend(_copy_all(names, lambda name: cold.fs.open(cold.join(directory, name), "rb"), out))
                 break
             except FileNotFoundError:
                 names = sorted(n for n in cold.names(cold.join(directory)) if not n.startswith("."))
@@ -243,7 +257,7 @@ def backup(config: Config, dest: Path, with_redis: bool = False) -> Path:
         shutil.rmtree(target, ignore_errors=True)
         raise
     tmp = target / f".{MANIFEST}.tmp"
-    tmp.write_text(manifest.to_json())
+    write_file(tmp, manifest.to_json().encode())
     os.replace(tmp, target / MANIFEST)
     return target
 

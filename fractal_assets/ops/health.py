@@ -1,5 +1,11 @@
 """Health and status of a deployment: what `fractal health`, `fractal status` and the
-Dagster health check report."""
+Dagster health check report.
+
+Both only look: they start no server and create no file or directory. A deployment that
+holds nothing yet (no warm database, an embedded Redis never started) is healthy, with a
+note saying what does not exist yet, so a container probe passes before the first
+materialization; a component that exists and fails is a problem.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import redis
 from redis.exceptions import RedisClusterException
 
 from fractal_assets.config import Config
-from fractal_assets.hot.connection import client_for, embedded_socket, primaries
+from fractal_assets.hot.connection import client_for, embedded_client, embedded_started, primaries
 from fractal_assets.hot.keys import Keys
 from fractal_assets.hot.store import Client, HotStore
 from fractal_assets.warm.schema import current_version
@@ -22,8 +28,12 @@ MB = 1024 * 1024
 
 @dataclass
 class Health:
-    redis_connected: bool
-    sqlite_accessible: bool
+    redis_connected: bool | None
+    """None: the embedded server was never started under the data dir (see ``notes``)."""
+    redis_version: str | None
+    """The server's version (each distinct one of a cluster's primaries, comma-separated)."""
+    sqlite_accessible: bool | None
+    """None: the warm database does not exist yet (see ``notes``)."""
     memory_usage_mb: float | None
     """Memory Redis uses, summed over every primary of a cluster."""
     tick_lag_ms: int | None
@@ -34,15 +44,21 @@ class Health:
     """Ticks in the hot tier whose day has not been archived through them."""
     healthy: bool = True
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What is not there yet: not a failure."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+
+
 def _client(config: Config) -> Client:
     """A client that does not start the embedded server: health must see it down."""
-    url = config.redis_url or f"unix://{embedded_socket(config.data_dir)}"
-    return client_for(url, socket_connect_timeout=2, socket_timeout=5)
+    if config.redis_url:
+        return client_for(config.redis_url, **TIMEOUTS)
+    return embedded_client(config.data_dir, **TIMEOUTS)
 
 
 def _failure(exc: Exception) -> str:
@@ -65,8 +81,13 @@ def memory_mb(store: HotStore) -> float:
     return round(sum(node.info("memory")["used_memory"] for node in primaries(store.client)) / MB, 3)
 
 
+def server_version(store: HotStore) -> str:
+    """The redis-server version, e.g. '7.0.15'; a cluster's primaries each say theirs."""
+    return ",".join(sorted({str(node.info("server")["redis_version"]) for node in primaries(store.client)}))
+
+
 def _sqlite_failure(config: Config) -> str | None:
-    """Why the warm database cannot be read, or None when it can."""
+    """Why the existing warm database cannot be read, or None when it can."""
     try:
         with sqlite3.connect(f"file:{config.warm_db}?mode=ro", uri=True, timeout=5) as conn:
             current_version(conn)
@@ -93,12 +114,15 @@ def backlog(store: HotStore) -> int:
 
 def check_health(config: Config) -> Health:
     """Every check, never raising: a failed component is reported, not thrown."""
-    store, redis_failure = _connected_store(config)
-    sqlite_failure = _sqlite_failure(config)
+    redis_started = bool(config.redis_url) or embedded_started(config.data_dir)
+    store, redis_failure = _connected_store(config) if redis_started else (None, None)
+    warm_exists = config.warm_db.exists()
+    sqlite_failure = _sqlite_failure(config) if warm_exists else None
     connected = store is not None
     health = Health(
-        redis_connected=connected,
-        sqlite_accessible=sqlite_failure is None,
+        redis_connected=connected if redis_started else None,
+        redis_version=server_version(store) if connected else None,
+        sqlite_accessible=sqlite_failure is None if warm_exists else None,
         memory_usage_mb=memory_mb(store) if connected else None,
         tick_lag_ms=None,
         cache_hit_rate=hit_rate(store) if connected else None,
@@ -109,13 +133,26 @@ def check_health(config: Config) -> Health:
         health.tick_lag_ms = int(time.time() * 1000) - newest
     failures = {"redis_connected": redis_failure, "sqlite_accessible": sqlite_failure}
     health.problems = _problems(health, config, failures)
+    health.notes = _notes(health, config)
     health.healthy = not health.problems
     return health
 
 
+def _notes(health: Health, config: Config) -> list[str]:
+    """What a new deployment does not have yet."""
+    notes = []
+    if health.redis_connected is None:
+        notes.append(f"not initialized yet: the embedded Redis was never started under {config.data_dir} "
+                     "(ingest or `fractal redis start` starts it)")
+    if health.sqlite_accessible is None:
+        notes.append(f"not initialized yet: no warm database at {config.warm_db} (the first materialization "
+                     "or `fractal migrate` creates it)")
+    return notes
+
+
 def _problems(health: Health, config: Config, failures: dict[str, str | None]) -> list[str]:
     problems = [f"{name} failed" + (f" ({failures[name]})" if failures.get(name) else "")
-                for name in ("redis_connected", "sqlite_accessible", "cold_writable") if not getattr(health, name)]
+                for name in ("redis_connected", "sqlite_accessible", "cold_writable") if getattr(health, name) is False]
     if config.health_max_tick_lag_ms and health.tick_lag_ms is not None and health.tick_lag_ms > config.health_max_tick_lag_ms:
         problems.append(f"newest tick is {health.tick_lag_ms} ms old (limit {config.health_max_tick_lag_ms})")
     if config.health_max_backlog and (health.archive_backlog_ticks or 0) > config.health_max_backlog:

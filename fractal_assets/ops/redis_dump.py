@@ -15,6 +15,8 @@ from typing import BinaryIO
 
 import redis
 
+from fractal_assets.filemodes import create_file
+
 REDIS_MAGIC = b"FRACTAL-REDIS-DUMP\x00\x01"
 RECORD_HEADER = struct.Struct("<IqQ")
 """Per key: name length, TTL in ms (0: none), DUMP payload length; then name and payload."""
@@ -48,7 +50,7 @@ def export_redis(client: redis.Redis, prefix: str, target: Path) -> int:
     not a point-in-time snapshot."""
     raw_prefix = prefix.encode()
     seen: set[bytes] = set()
-    with open(target, "wb") as out:
+    with os.fdopen(create_file(target), "wb") as out:
         out.write(REDIS_MAGIC)
         for batch in _batched(client.scan_iter(match=glob_escape(prefix) + "*", count=1000), KEY_BATCH):
             batch = [k for k in dict.fromkeys(batch) if k not in seen]

@@ -3,7 +3,9 @@
 WAL is a persistent property of the database file, so it is switched on only
 for a database this project creates; an existing (host application's)
 database keeps the journal mode its owner chose, and synchronous=NORMAL
-(safe only under WAL) is then not used either.
+(safe only under WAL) is then not used either. A database this project
+creates is private to its owner (``filemodes``); SQLite gives its WAL and
+shared-memory files the database file's mode.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from fractal_assets.filemodes import create_file, make_dirs
 
 BUSY_TIMEOUT_MS = 60_000
 PAGE_SIZE = 16_384
@@ -28,8 +32,9 @@ def create_wal_database(path: Path) -> None:
     processes racing to create it exactly one wins and none has to switch
     the journal mode of a database another one already uses.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    os.close(create_file(tmp))
     conn = sqlite3.connect(tmp)
     try:
         conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
