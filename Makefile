@@ -53,7 +53,7 @@ redis: $(STAMP)
 
 demo: export DAGSTER_HOME = $(DEMO_HOME)
 demo: $(STAMP)
-	mkdir -p -m 700 $(FRACTAL_DATA_DIR) $(DAGSTER_HOME) && install -m 600 fractal_assets/defs/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	mkdir -p -m 700 $(FRACTAL_DATA_DIR) $(DAGSTER_HOME) && install -m 600 dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/fractal redis start
 	$(BIN)/fractal simulate --symbols BTCUSDT,ETHUSDT,SOLUSDT --rate $(DEMO_RATE) --duration $(DEMO_DURATION) --speed 0
 	$(BIN)/fractal materialize

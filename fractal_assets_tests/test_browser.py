@@ -152,7 +152,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory, redis_server: str) -> Iterator[
     home = root / "dagster_home"
     home.mkdir()
     # The repository's instance settings, without the first-visit dialog that would cover the pages.
-    instance_yaml = (REPO / "fractal_assets" / "defs" / "dagster.yaml").read_text() + "nux:\n  enabled: false\n"
+    instance_yaml = (REPO / "dagster.yaml").read_text() + "nux:\n  enabled: false\n"
     (home / "dagster.yaml").write_text(instance_yaml)
     with private_prefix(redis_server) as prefix:
         config = Config.from_env(data_dir=root / "data", redis_url=redis_server, key_prefix=prefix)

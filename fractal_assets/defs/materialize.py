@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster._core.utils import make_new_backfill_id
 
+from fractal_assets import filemodes
 from fractal_assets.cold.archive import stored_dates, stored_symbols
 from fractal_assets.cold.store import ColdStore
 from fractal_assets.config import Config, env_value
@@ -56,11 +56,12 @@ def cli_instance(config: Config) -> DagsterInstance:
     (and one fail): the first creates them under a file lock, the second then finds them.
     """
     home = dagster_home(config)
-    home.mkdir(parents=True, exist_ok=True)
+    filemodes.make_dirs(home)
     with open(home / ".fractal-create.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (home / "dagster.yaml").exists():
-            shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml.tmp")
+            (home / "dagster.yaml.tmp").unlink(missing_ok=True)
+            filemodes.write_file(home / "dagster.yaml.tmp", INSTANCE_TEMPLATE.read_bytes())
             os.replace(home / "dagster.yaml.tmp", home / "dagster.yaml")
         instance = DagsterInstance.from_config(str(home))
         instance.get_dynamic_partitions(date_partitions.name)

@@ -143,15 +143,12 @@ class Ingestor:
 
     def __init__(
         self, config: Config, store: HotStore, source_id: str, rings: Rings | None = None,
-        on_new_symbols: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.redis = RetryPolicy(config.redis_retry_s)
         self.bounds = Bounds.of(config)
         self.source_id = source_id
-        self.on_new_symbols = on_new_symbols
-        """Told about symbols the first time their ticks are stored (Dagster partitions)."""
         self.rings = rings or Rings(config.ring_capacity)
         self.report = IngestReport()
         self._pending: dict[str, _Pending] = {}
@@ -178,7 +175,6 @@ class Ingestor:
             self._quote_counts[symbol] = ckpt.quote_count
             self._quote_seq[symbol] = ckpt.quote_source_seq
         self._replay_through = max(self._stored_seq.values(), default=NOTHING)
-        self._known_symbols = set(self._states)
         self.metrics = IngestMetrics.start()
         self.live_bars = LiveBars(config, store, self.redis)
         """Closed bars of the open day to the warm tier (ingest.live_bars)."""
@@ -357,10 +353,6 @@ class Ingestor:
             self.rings.tick_ring(block.symbol).append(block.records)
             self._since_refresh[block.symbol] += len(block.records)
         self.live_bars.committed(blocks)
-        new = sorted({b.symbol for b in blocks} - self._known_symbols)
-        if new and self.on_new_symbols:
-            self.on_new_symbols(new)
-        self._known_symbols.update(new)
         readings = self._feed_vpin(blocks)
         full = {b.symbol: (b, r) for b, r in zip(blocks, readings) if len(b.records) == self.config.batch_size}
         for symbol, (block, reading) in full.items():
