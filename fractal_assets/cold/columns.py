@@ -90,7 +90,7 @@ def _fill(out: dict[str, np.ndarray], group: RowGroup) -> None:
         for chunk in table.column(name).chunks:
             end = start + len(chunk)
             if pa.types.is_decimal(chunk.type):
-                np.divide(decimals.unscaled(chunk), 10.0**chunk.type.scale, out=out[name][start:end])
+                np.divide(decimals.chunk_unscaled(chunk), 10.0**chunk.type.scale, out=out[name][start:end])
             else:
                 out[name][start:end] = chunk.to_numpy(zero_copy_only=False)
             start = end
