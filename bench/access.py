@@ -1,8 +1,11 @@
-"""The access layer: ``get_backtest_data`` beside a raw DuckDB read of the same Parquet file,
-the latency of a cache hit, and the cold tier's bytes per tick on the shared real data."""
+"""The access layer: ``get_backtest_data`` beside a raw DuckDB read of the same Parquet file
+and beside ArcticDB's and polars' reads of the same ticks, the latency of a cache hit, and the
+cold tier's bytes per tick on the shared real data."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +36,10 @@ DAY = "2023-11-15"
 """The UTC day ``synthetic_ticks`` fills."""
 CACHE_HITS = 300
 ROUNDS = 9
+PEER_DAYS = (1, 10)
+"""Day counts of the reads compared with the peers; each day holds ``TICKS`` ticks."""
+PEER_SYMBOL = "PEER"
+PEER_SCRIPT = Path(__file__).with_name("peers.py")
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_TRADES = {
     "tardis": "tardis_binance_futures_btcusdt_20200222/trades.csv.gz",
@@ -57,6 +64,73 @@ def read_rates(config: Config, path: Path) -> dict[str, float]:
         ours = min(ours, best_of(1, lambda: get_backtest_data(SYMBOL, DAY, DAY, config=config, use_cache=False)))
     return {"get_backtest_data_rows_per_s": TICKS / ours, "raw_duckdb_rows_per_s": TICKS / raw,
             "get_backtest_data_pct_of_raw": 100 * raw / ours}
+
+
+def write_days(config: Config, days: int) -> None:
+    """``days`` consecutive days of ``TICKS`` ticks of ``PEER_SYMBOL`` in the cold tier, from
+    ``DAY`` on."""
+    for d in range(days):
+        ticks = synthetic_ticks(TICKS, symbols=(PEER_SYMBOL,), seed=d)
+        table = pa.table({"ts": ticks.ts + d * DAY_MS, "price": ticks.price, "volume": ticks.volume,
+                          "side": ticks.side, "seq": np.arange(d * TICKS, (d + 1) * TICKS, dtype=np.int64)})
+        write_ticks(config.cold, PEER_SYMBOL, str(np.datetime64(DAY) + d), table)
+
+
+class Peers:
+    """The peer process (bench/peers.py in ``FRACTAL_PEER_PYTHON``) holding the same ticks."""
+
+    def __init__(self, python: str, ticks: pd.DataFrame, tmp: str) -> None:
+        path = Path(tmp) / "peer-ticks.parquet"
+        pq.write_table(pa.Table.from_pandas(ticks, preserve_index=False), path)
+        self.process = subprocess.Popen([python, str(PEER_SCRIPT), str(path)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"{PEER_SCRIPT.name} did not start (exit {self.process.wait()})")
+
+    def read_s(self, peer: str) -> float:
+        self.process.stdin.write(peer + "\n")
+        self.process.stdin.flush()
+        return float(self.process.stdout.readline())
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def peer_rates(config: Config) -> dict[str, float]:
+    """Rows/s of ``get_backtest_data`` ticks (cache off, and through the cache), ArcticDB's
+    ``lib.read`` and polars ``scan_parquet`` of the same ticks, for 1 and 10 days; the rounds
+    alternate so that every reader sees the same machine load, best of ``ROUNDS`` each."""
+    python = os.environ.get("FRACTAL_PEER_PYTHON")
+    if not python:
+        print("note: FRACTAL_PEER_PYTHON unset (make bench sets it), no ArcticDB/polars figures", file=sys.stderr)
+        return {}
+    out: dict[str, float] = {}
+    write_days(config, max(PEER_DAYS))
+    for days in PEER_DAYS:
+        end = str(np.datetime64(DAY) + days - 1)
+        ticks = get_backtest_data(PEER_SYMBOL, DAY, end, config=config, use_cache=False)
+        with tempfile.TemporaryDirectory(prefix="fractal-bench-peers-") as tmp:
+            peers = Peers(python, ticks, tmp)
+            del ticks
+            best = dict.fromkeys(("ours", "cached", "arcticdb", "polars"), float("inf"))
+            try:
+                for _ in range(ROUNDS):
+                    best["arcticdb"] = min(best["arcticdb"], peers.read_s("arcticdb"))
+                    best["ours"] = min(best["ours"], best_of(1, lambda: get_backtest_data(
+                        PEER_SYMBOL, DAY, end, config=config, use_cache=False)))
+                    best["polars"] = min(best["polars"], peers.read_s("polars"))
+                    best["cached"] = min(best["cached"], best_of(1, lambda: get_backtest_data(
+                        PEER_SYMBOL, DAY, end, config=config)))
+            finally:
+                peers.close()
+        rows = days * TICKS
+        out |= {f"ticks_{days}d_get_backtest_data_rows_per_s": rows / best["ours"],
+                f"ticks_{days}d_get_backtest_data_cached_rows_per_s": rows / best["cached"],
+                f"ticks_{days}d_arcticdb_read_rows_per_s": rows / best["arcticdb"],
+                f"ticks_{days}d_polars_scan_rows_per_s": rows / best["polars"],
+                f"ticks_{days}d_ratio_to_arcticdb": best["arcticdb"] / best["ours"]}
+    return out
 
 
 def cache_hit_latency(config: Config, ticks: pd.DataFrame) -> dict[str, float]:
@@ -127,5 +201,6 @@ def run() -> dict[str, float]:
         figures = read_rates(config, path)
         figures["cold_bytes_per_tick_synthetic"] = path.stat().st_size / TICKS
         figures.update(cache_hit_latency(config, ticks))
+        figures.update(peer_rates(config))
     figures.update(real_bytes_per_tick())
     return figures

@@ -1,22 +1,35 @@
 """Ingest end to end (Parquet file -> validated ticks in Redis streams and ring buffers)
-beside a naive one-XADD-per-tick baseline, in the same run on the same Redis."""
+beside a naive one-XADD-per-tick baseline, in the same run on the same Redis; and the
+latency from a tick's receipt to its visibility in Redis with a feed that releases ticks as
+they occur (the simulator paced at speed 1), at 10k and 50k ticks/s."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
+import time
 from pathlib import Path
 
 import redis
 
 from bench.common import bench_config, synthetic_ticks
+from fractal_assets.config import Config
 from fractal_assets.feeds import open_feed
+from fractal_assets.feeds.pacing import Pacer, paced
+from fractal_assets.feeds.simulator import SimulatorSpec, simulate
 from fractal_assets.hot.connection import open_store
 from fractal_assets.hot.keys import Keys
 from fractal_assets.ingest.ingestor import Ingestor
+from fractal_assets.ingest.metrics import Percentiles
+from fractal_assets.ops.health import status
 
 TICKS = 2_000_000
 NAIVE_TICKS = 200_000
 PIPELINE_DEPTH = 1000
+PACED_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT")
+PACED_RATES = (10_000, 50_000)
+"""Ticks/s over all symbols, released as they occur."""
+PACED_SECONDS = 15
 
 
 def naive_xadd(client: redis.Redis, keys: Keys, frame) -> float:
@@ -48,4 +61,35 @@ def run() -> dict[str, float]:
         "ingest_ticks_per_s": fast,
         "naive_xadd_ticks_per_s": naive,
         "speedup_vs_naive": fast / naive,
+        **paced_latencies(),
     }
+
+
+def paced_latency(config: Config, rate: int, seconds: float = PACED_SECONDS) -> dict[str, float]:
+    """Receipt -> visible percentiles (ms) of a simulated market at ``rate`` ticks/s released
+    at speed 1: over the whole run, and as ``fractal status --json`` shows them at its end
+    (the most recent samples)."""
+    spec = SimulatorSpec(PACED_SYMBOLS, rate=rate / len(PACED_SYMBOLS), duration_s=seconds,
+                         start_ms=int(time.time() * 1000), seed=rate)
+    store = open_store(config)
+    ingestor = Ingestor(config, store, f"bench-paced-{rate}-{config.batch_size}-{config.flush_ms}")
+    ingestor.metrics.latency_ms = Percentiles(window=10**7)
+    report = ingestor.run(paced(simulate(spec), Pacer(1.0)))
+    whole = ingestor.metrics.latency_ms.get()
+    shown = next(p for p in status(config)["ingest"] if p["ticks_total"] == str(report.total_accepted))
+    return {"ticks_per_s": report.total_accepted / report.seconds,
+            **{f"p{p}_ms": v for p, v in whole.items()},
+            **{f"status_p{p}_ms": float(shown[f"latency_p{p}_ms"]) for p in (50, 99)}}
+
+
+def paced_latencies(settings: tuple[tuple[int, float], ...] = ((1000, 1.0),)) -> dict[str, float]:
+    """``paced_latency`` at each rate of ``PACED_RATES`` for each (batch size, flush ms)."""
+    out: dict[str, float] = {}
+    for batch_size, flush_ms in settings:
+        for rate in PACED_RATES:
+            with bench_config() as config:
+                config = dataclasses.replace(config, batch_size=batch_size, flush_ms=flush_ms)
+                figures = paced_latency(config, rate)
+            tag = f"paced_{rate // 1000}k" + ("" if (batch_size, flush_ms) == (1000, 1.0) else f"_b{batch_size}_f{flush_ms:g}")
+            out |= {f"{tag}_{name}": value for name, value in figures.items()}
+    return out

@@ -81,6 +81,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from fractal_assets.feeds.pacing import Pacer, paced
     from fractal_assets.feeds.simulator import SimulatorSpec, simulate
 
     config = Config.from_env(data_dir=args.data_dir)
@@ -90,7 +91,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     spec = SimulatorSpec(symbols=symbols, rate=args.rate, duration_s=args.duration, start_ms=start, seed=args.seed)
     source = "sim:" + hashlib.sha1(repr(spec).encode()).hexdigest()[:16]
     total = int(args.rate * args.duration * len(symbols))
-    print_report(_ingest(config, simulate(spec), source, args.speed, total))
+    chunks = paced(simulate(spec), Pacer(args.speed))
+    print_report(_ingest(config, chunks, source, 0.0, total))
     return 0
 
 

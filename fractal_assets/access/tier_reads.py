@@ -1,9 +1,9 @@
 """Reading a request's ticks or bars from each tier and merging them, each record once.
 
-Ticks are the cold tier's Parquet (read by DuckDB: the symbol's date
-partitions in range, with the hive columns and the ts range filtered in SQL
-so row groups are skipped) plus the hot tier's ticks in range, deduplicated
-by arrival number ``seq`` and sorted by (ts, seq). Bars are, per bucket
+Ticks are the cold tier's Parquet (the part files of the symbol's date
+partitions in range, decoded in parallel into contiguous columns by
+``cold.columns``, row groups outside the ts range skipped) plus the hot tier's
+ticks in range, deduplicated by arrival number ``seq`` and sorted by (ts, seq). Bars are, per bucket
 timestamp, the most complete of the warm tier's (SQLite), the cold tier's
 exported bars and bars computed with ``compute_bars`` from the ticks of
 days the hot tier still holds (cold and hot ticks of those days together,
@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from fractal_assets.access.request import Request
+from fractal_assets.cold.columns import read_tick_columns
 from fractal_assets.cold.parquet import READ_ATTEMPTS, part_files, unique_order
 from fractal_assets.cold.store import ColdStore, duckdb_for
 from fractal_assets.config import Config
@@ -34,17 +35,6 @@ from fractal_assets.warm.db import connect_readonly, has_table
 
 TICK_DTYPES = schema.STORED_TICK.pandas
 BAR_DTYPES = schema.BAR.pandas
-
-
-TICKS_SQL = """
-SELECT ts, CAST(price AS DOUBLE) AS price, CAST(volume AS DOUBLE) AS volume, side, seq
-FROM read_parquet($files, hive_partitioning = true, union_by_name = true,
-                  hive_types = {'symbol': VARCHAR, 'date': DATE})
-WHERE symbol = $symbol AND date BETWEEN $start AND $end AND ts >= $t0 AND ts < $t1
-"""
-"""Files store price and volume as decimals of differing scales, or as floats (cold.decimals):
-``union_by_name`` makes DuckDB find a type holding every file's values, where without it
-every file would be cast to the first file's type."""
 
 
 BARS_SQL = rf"""
@@ -84,15 +74,15 @@ def _query(cold: ColdStore, sql: str, files: list[str], params: dict[str, Any]) 
 def cold_ticks(cold: ColdStore, files: list[str], req: Request, t0: int | None = None, t1: int | None = None) -> pd.DataFrame:
     """The cold tier's ticks of the request, sorted by (ts, seq), each seq once.
 
-    DuckDB keeps the files' row order and every part is written sorted, so
-    only a partition caught with several parts (see cold.compaction) makes a
-    sort necessary.
+    The files are read in order and every part is written sorted, so only a
+    partition caught with several parts (see cold.compaction) makes a sort
+    necessary. Each file decodes its decimals to float64 itself, so files of
+    differing scales (cold.decimals) read back exactly.
     """
     if not files:
         return empty_ticks()
-    params = {"symbol": req.symbol, "start": date.fromisoformat(req.start), "end": date.fromisoformat(req.end),
-              "t0": req.start_ms if t0 is None else t0, "t1": req.end_ms if t1 is None else t1}
-    frame = _query(cold, TICKS_SQL, files, params).df()
+    columns = read_tick_columns(cold, files, req.start_ms if t0 is None else t0, req.end_ms if t1 is None else t1)
+    frame = pd.DataFrame(columns, copy=False)
     return frame if len({_partition(p) for p in files}) == len(files) else sort_unique(frame)
 
 
@@ -118,12 +108,16 @@ def sort_unique(frame: pd.DataFrame) -> pd.DataFrame:
 def hot_ticks(store: HotStore, symbol: str) -> pd.DataFrame:
     """Every tick the hot tier holds for the symbol, archived or not, in arrival order."""
     hot = store.read_ticks(symbol)
+    if not len(hot.seq):
+        return empty_ticks()
     columns = {name: hot.ticks[name] for name in ("ts", "price", "volume", "side")}
     return pd.DataFrame({**columns, "seq": hot.seq}).astype(TICK_DTYPES)
 
 
 def between(ticks: pd.DataFrame, start_ms: int, end_ms: int) -> pd.DataFrame:
     """Ticks with start_ms <= ts < end_ms."""
+    if ticks.empty:
+        return ticks
     return ticks[(ticks["ts"] >= start_ms) & (ticks["ts"] < end_ms)].reset_index(drop=True)
 
 
@@ -274,13 +268,13 @@ def read_tiers(config: Config, store: HotStore, req: Request, ticks: list[str], 
 
 
 def compute(config: Config, store: HotStore, req: Request, files: tuple[list[str], list[str]]) -> pd.DataFrame:
-    """The request's data from every tier. A part file that vanished under DuckDB was merged
+    """The request's data from every tier. A part file that vanished under the read was merged
     into part-0 by a concurrent compaction, so the partitions are listed again."""
     require_known(config, store, req.symbol)
     for _ in range(READ_ATTEMPTS - 1):
         try:
             return read_tiers(config, store, req, *files)
-        except duckdb.IOException:
+        except (duckdb.IOException, FileNotFoundError):
             if all(config.cold.exists(p) for p in files[0] + files[1]):
                 raise
             files = sources(config, req)

@@ -36,10 +36,10 @@ def to_decimal(values: np.ndarray, scale: int) -> pa.Array:
 def to_floats(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """A decimal column as float64, each value the double nearest to the decimal."""
     power = 10.0**column.type.scale
-    return pa.chunked_array([_unscaled(chunk) / power for chunk in column.chunks], pa.float64())
+    return pa.chunked_array([chunk_unscaled(chunk) / power for chunk in column.chunks], pa.float64())
 
 
-def _unscaled(chunk: pa.Array) -> np.ndarray:
+def chunk_unscaled(chunk: pa.Array) -> np.ndarray:
     """The low 64 bits of each little-endian decimal128: the unscaled value, as it fits in int64."""
     if chunk.null_count:
         raise ValueError("a cold-tier decimal column holds nulls")
