@@ -211,3 +211,22 @@ def test_imported_and_live_ticks_of_one_day_are_archived_together(config: Config
     assert bars[["open", "high", "low", "close", "volume", "buy_volume", "tick_count"]].values.tolist() == [
         [10, 12, 10, 12, 6, 4, 3]
     ]
+
+
+def test_history_of_any_era_builds_with_no_environment(config: Config, tmp_path: Path) -> None:
+    """2013 trades imported and materialized with neither DAGSTER_HOME nor FRACTAL_START_DATE
+    set: every asset of every date is built, on the instance at {data_dir}/dagster."""
+    path = tmp_path / "2013.csv"
+    ts = 1_381_190_400_000 + np.arange(0, 3 * 86_400_000, 60_000)  # 2013-10-08 .. 2013-10-10, one a minute
+    pd.DataFrame({"ts": ts, "symbol": "AIG", "price": 50 + np.sin(np.arange(len(ts)) / 30),
+                  "volume": 1.0, "side": np.where(np.arange(len(ts)) % 3, 1, -1)}).to_csv(path, index=False)
+    assert "FRACTAL_START_DATE" not in os.environ
+    cli_ok(config, "import", "--source", str(path))
+    done = cli_ok(config, "materialize")
+    assert "0 failed" in done.stdout.splitlines()[-1], done.stdout
+    dates = ["2013-10-08", "2013-10-09", "2013-10-10"]
+    with DagsterInstance.from_config(str(config.data_dir / "dagster")) as instance:
+        for key in build_days_asset.keys:
+            assert instance.get_materialized_partitions(key) == set(dates), key
+    for timeframe in TIMEFRAMES:
+        assert_bars_equal(warm_bars(config, timeframe), expected_bars(config, timeframe))
