@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, DagsterInstance, RunsFilter
 from dagster._core.execution.backfill import BulkActionStatus
+from dagster._core.storage.tags import BACKFILL_ID_TAG
 
 from fractal_assets.cold.parquet import read_ticks, write_ticks
 from fractal_assets.config import Config
@@ -92,7 +93,7 @@ def test_a_backfill_for_the_daemon_builds_every_date_in_ranged_runs(config: Conf
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)
     assert status == BulkActionStatus.COMPLETED_SUCCESS, log.read_text()[-3000:]
-    runs = instance.get_runs()
+    runs = instance.get_runs(filters=RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
     assert len(runs) == 2 and all(run.is_success for run in runs), "two ranged runs, both succeeded"
     for key in PIPELINE_KEYS:
         assert instance.get_materialized_partitions(key) == set(dates), key
