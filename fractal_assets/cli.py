@@ -8,20 +8,22 @@ import json
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fractal_assets.config import Config
-from fractal_assets.feeds import FORMATS
+from fractal_assets.feeds import FORMATS, TS_UNITS
 from fractal_assets.market.symbols import normalize_symbol
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from fractal_assets.hot.store import HotStore
+    from fractal_assets.ingest.identity import Identity
     from fractal_assets.ingest.ingestor import IngestReport
     from fractal_assets.market.ticks import FeedChunk
+
 
 PACED_CHUNK_ROWS = 200
 """Small chunks when replaying in real time, so pacing is smooth."""
@@ -31,14 +33,35 @@ PACED_CHUNK_ROWS = 200
 
 
 def source_id(path: Path) -> str:
-    """Stable id of a file source: restarts on the same file resume its checkpoint."""
-    return "file:" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    """The source id a file's content gets when first read (see ingest.identity)."""
+    from fractal_assets.ingest.identity import content_id, fingerprint
+
+    return content_id(fingerprint(path))
 
 
 def _known_total(path: Path) -> int | None:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(path).metadata.num_rows if path.suffix == ".parquet" else None
+    if path.suffix != ".parquet":
+        return None
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowException):
+        return None
+
+
+def _identified(store: HotStore, path: Path, follow: bool = False) -> Identity:
+    """The file's source by its content, said when it was read before, and remembered."""
+    from fractal_assets.ingest.identity import identify, remember
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no such feed file: {path}")
+    identity = identify(store, path, follow)
+    if identity.message(path):
+        print(identity.message(path))
+    remember(store, identity, path)
+    return identity
 
 
 def _ingest(config: Config, chunks: Iterator[FeedChunk], source: str, speed: float, total: int | None) -> IngestReport:
@@ -64,28 +87,34 @@ def _dagster_registrar() -> Callable[[list[str]], None] | None:
     return lambda symbols: register_symbols(instance_from_env(), symbols)
 
 
-def print_report(report: IngestReport) -> None:
-    """The end-of-run summary: accepted and rejected counts."""
+def print_report(report: IngestReport, source: str) -> int:
+    """The end-of-run summary: notes, accepted and rejected counts with hints; the exit code."""
+    from fractal_assets.ingest.summary import INGEST_HINTS, common_lines, exit_code, nothing_stored
+
     rate = report.total_accepted / report.seconds if report.seconds else 0.0
-    print(f"accepted {report.total_accepted} ticks in {report.seconds:.2f} s ({rate:,.0f} ticks/s)")
-    for symbol, n in sorted(report.accepted.items()):
-        print(f"  {symbol}: {n}")
-    print(f"rejected {report.total_rejected}")
-    for reason, n in sorted(report.rejected.items()):
-        print(f"  {reason}: {n}")
-    print(f"skipped {report.skipped} records already stored by an earlier run")
-    print(f"order-book snapshots {report.books}, quotes {report.quotes}")
+    for line in [*report.notes, f"accepted {report.total_accepted} ticks in {report.seconds:.2f} s ({rate:,.0f} ticks/s)",
+                 *common_lines(report, INGEST_HINTS)]:
+        print(line)
+    code = exit_code(report)
+    if code:
+        print(f"fractal: {nothing_stored(report, source)}", file=sys.stderr)
+    return code
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from fractal_assets.feeds import open_feed
+    from fractal_assets.hot.connection import open_store
+    from fractal_assets.ingest.identity import remembering
 
     config = Config.from_env(data_dir=args.data_dir)
     path = Path(args.source)
     chunk_rows = PACED_CHUNK_ROWS if args.speed > 0 or args.follow else args.chunk_rows
-    chunks = open_feed(path, args.format, chunk_rows=chunk_rows, follow=args.follow)
-    print_report(_ingest(config, chunks, source_id(path), args.speed, _known_total(path)))
-    return 0
+    chunks = open_feed(path, args.format, chunk_rows=chunk_rows, follow=args.follow, ts_unit=args.ts_unit)
+    store = open_store(config)
+    identity = _identified(store, path, args.follow)
+    if args.follow:
+        chunks = remembering(chunks, store, identity, path)
+    return print_report(_ingest(config, chunks, identity.source_id, args.speed, _known_total(path)), str(path))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -98,8 +127,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     spec = SimulatorSpec(symbols=symbols, rate=args.rate, duration_s=args.duration, start_ms=start, seed=args.seed)
     source = "sim:" + hashlib.sha1(repr(spec).encode()).hexdigest()[:16]
     total = int(args.rate * args.duration * len(symbols))
-    print_report(_ingest(config, simulate(spec), source, args.speed, total))
-    return 0
+    return print_report(_ingest(config, simulate(spec), source, args.speed, total), "the simulator")
 
 
 def cmd_redis(args: argparse.Namespace) -> int:
@@ -114,28 +142,31 @@ def cmd_redis(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from fractal_assets.defs.materialize import instance_from_env, record_imported
     from fractal_assets.feeds import open_feed
     from fractal_assets.hot.connection import open_store
-    from fractal_assets.ingest.bulk_import import file_seq_base, import_history
+    from fractal_assets.ingest.bulk_import import file_seq_base, import_history, stored_before
+    from fractal_assets.ingest.summary import IMPORT_HINTS, common_lines, exit_code, nothing_stored
 
     config = Config.from_env(data_dir=args.data_dir)
     path = Path(args.source)
+    chunks = open_feed(path, args.format, chunk_rows=args.chunk_rows, ts_unit=args.ts_unit)
     store = open_store(config)
-    source = source_id(path)
-    chunks = open_feed(path, args.format, chunk_rows=args.chunk_rows)
-    report = import_history(chunks, config.cold, file_seq_base(store, source), config.ts_tolerance_ms)
-    store.record_rejections(source, report.rejected)
-    print(f"imported {sum(report.accepted.values())} ticks into {len(report.partitions)} raw_ticks partitions")
-    for symbol, n in sorted(report.accepted.items()):
-        print(f"  {symbol}: {n}")
-    print(f"rejected {len(report.rejected)}")
-    for reason, n in sorted(Counter(r.reason for r in report.rejected).items()):
-        print(f"  {reason}: {n}")
-    if os.environ.get("DAGSTER_HOME"):
+    source = _identified(store, path).source_id
+    report = import_history(chunks, config.cold, file_seq_base(store, source), config.ts_tolerance_ms,
+                            stored_before(store, source), lambda rejected: store.record_rejections(source, rejected))
+    store.mark_imported(source, report.last_seq)
+    for line in [*report.notes, f"imported {report.total_accepted} ticks into {len(report.partitions)} raw_ticks partitions",
+                 *common_lines(report, IMPORT_HINTS)]:
+        print(line)
+    if os.environ.get("DAGSTER_HOME") and report.partitions:
+        from fractal_assets.defs.materialize import instance_from_env, record_imported
+
         record_imported(instance_from_env(), sorted(report.partitions, key=lambda d: (d.symbol, d.date)))
         print("registered with Dagster: backfill the bars from the UI or run `fractal materialize`")
-    return 0
+    code = exit_code(report)
+    if code:
+        print(f"fractal: {nothing_stored(report, str(path))}", file=sys.stderr)
+    return code
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
@@ -204,6 +235,8 @@ def cmd_backtest_data(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix not in OUT_FORMATS:
         raise ValueError(f"--out {out} must end in {' or '.join(OUT_FORMATS)}")
+    if out is not None and not out.parent.is_dir():
+        raise FileNotFoundError(f"--out {out}: no such directory {out.parent}")
     config = Config.from_env(data_dir=args.data_dir)
     frame = get_backtest_data(args.symbol, args.start, args.end, kind=args.kind, timeframe=args.timeframe, config=config)
     if out is None:
@@ -278,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--format", default="auto", choices=FORMATS)
     ingest.add_argument("--speed", type=float, default=0.0, help="0: as fast as possible; N: N x real time")
     ingest.add_argument("--follow", action="store_true", help="keep reading lines appended to the file")
+    ingest.add_argument("--ts-unit", default="auto", choices=TS_UNITS,
+                        help="unit of numeric timestamps in generic files (default: inferred from their magnitude)")
     ingest.add_argument("--chunk-rows", type=int, default=100_000, help=argparse.SUPPRESS)
     ingest.set_defaults(func=cmd_ingest)
 
@@ -293,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="bulk-import tick history straight into raw_ticks partitions")
     imp.add_argument("--source", required=True, help="file to read")
     imp.add_argument("--format", default="auto", choices=FORMATS)
+    imp.add_argument("--ts-unit", default="auto", choices=TS_UNITS,
+                     help="unit of numeric timestamps in generic files (default: inferred from their magnitude)")
     imp.add_argument("--chunk-rows", type=int, default=1_000_000, help=argparse.SUPPRESS)
     imp.set_defaults(func=cmd_import)
 
@@ -343,14 +380,29 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"fractal: error: {exc}", file=sys.stderr)
-        return 2
     except Exception as exc:
-        if not _is_redis_error(exc):
+        if _is_redis_error(exc):
+            print(f"fractal: error: Redis at FRACTAL_REDIS_URL: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
+            return 1
+        if not isinstance(exc, USER_ERRORS):
             raise
-        print(f"fractal: error: Redis at FRACTAL_REDIS_URL: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        print(f"fractal: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+USER_ERRORS = (ValueError, OSError, EOFError)
+"""What a user's files, paths and arguments can make a command raise: bad values and formats
+(ValueError, which includes Arrow's ArrowInvalid), missing or unreadable files (OSError), and
+files that end too early (EOFError)."""
+MESSAGE_CHARS = 500
+
+
+def one_line(exc: BaseException) -> str:
+    """An error message on one line of printable text, shortened: a message may quote a file's
+    bytes."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= MESSAGE_CHARS else text[:MESSAGE_CHARS] + "..."
 
 
 def _is_redis_error(exc: Exception) -> bool:

@@ -32,8 +32,15 @@ class ArchiveResult:
 
 
 def hot_table(records: np.ndarray, seq: np.ndarray, schema: pa.Schema = TICK_SCHEMA) -> pa.Table:
-    """Hot-tier records as a table of a cold-tier schema (the records' fields plus ``seq``)."""
-    return pa.table({**{name: records[name] for name in records.dtype.names}, "seq": seq}, schema=schema)
+    """Records as a table of a cold-tier schema (the records' fields plus ``seq``); a field of
+    fixed-size arrays (a book's levels) becomes a fixed-size list column."""
+    return pa.table({**{name: _column(records[name]) for name in records.dtype.names}, "seq": seq}, schema=schema)
+
+
+def _column(values: np.ndarray) -> np.ndarray | pa.Array:
+    if values.ndim == 2:
+        return pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), values.shape[1])
+    return values
 
 
 def merge_by_seq(existing: pa.Table, new: pa.Table) -> pa.Table:

@@ -23,6 +23,7 @@ READ_ATTEMPTS = 3
 
 TICK_SCHEMA = schema.STORED_TICK.arrow
 QUOTE_SCHEMA = schema.STORED_QUOTE.arrow
+BOOK_SCHEMA = schema.STORED_BOOK.arrow
 
 TICK_ENCODINGS = {
     "ts": "DELTA_BINARY_PACKED",
@@ -154,3 +155,14 @@ def write_quotes(cold: ColdStore, symbol: str, date: str, table: pa.Table) -> st
 def read_quotes(cold: ColdStore, symbol: str, date: str) -> pa.Table:
     """One symbol-day of archived quotes (empty when the feed had none)."""
     return read_partition(cold, tick_partition(cold, symbol, date, "quotes"), QUOTE_SCHEMA)
+
+
+def write_books(cold: ColdStore, symbol: str, date: str, table: pa.Table) -> str:
+    """Write one symbol-day of order-book snapshots, sorted by (ts, seq)."""
+    ordered = table.select(BOOK_SCHEMA.names).cast(BOOK_SCHEMA).sort_by([("ts", "ascending"), ("seq", "ascending")])
+    return write_atomic(cold, tick_partition(cold, symbol, date, "books"), ordered)
+
+
+def read_books(cold: ColdStore, symbol: str, date: str) -> pa.Table:
+    """One symbol-day of archived order-book snapshots (empty when there are none), each once."""
+    return unique_ticks(read_partition(cold, tick_partition(cold, symbol, date, "books"), BOOK_SCHEMA))

@@ -1,7 +1,8 @@
-"""Tick validation: every bad record is rejected with a named reason, never dropped silently.
+"""Tick and quote validation: every bad record is rejected with a named reason, never dropped silently.
 
 Checks are vectorized over a whole chunk; only the per-symbol carry-over
-(newest timestamp, last price and side) is kept between chunks.
+(newest timestamp, last price and side) is kept between chunks. Ingest and
+import both validate through these functions.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from fractal_assets.market.symbols import SYMBOL_RE, InvalidSymbol, normalize_symbol
-from fractal_assets.market.ticks import BUY, RawTrades, Rejection, tick_rule, to_ticks
+from fractal_assets.market.ticks import BUY, QUOTE_DTYPE, RawQuotes, RawTrades, Rejection, tick_rule, to_ticks
 
 UNPARSEABLE = "unparseable"
 BAD_PRICE = "bad_price"
@@ -55,7 +55,7 @@ def normalize_symbols(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     Symbols repeat heavily, so each distinct one is checked once and rows
     carry an integer code instead of a string.
     """
-    codes, uniques = pd.factorize(raw, use_na_sentinel=False)
+    codes, uniques = factorize(raw)
     names = np.empty(len(uniques), dtype=object)
     ok = np.zeros(len(uniques), dtype=bool)
     for i, u in enumerate(uniques):
@@ -64,6 +64,19 @@ def normalize_symbols(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
         except InvalidSymbol:
             names[i] = str(u)
     return codes, names, ok
+
+
+def factorize(raw: np.ndarray) -> tuple[np.ndarray, list[object]]:
+    """(code per row, distinct values) of an array of symbols, through Arrow's hash table."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        array = pa.array(raw, type=pa.string(), from_pandas=True)
+    except (pa.ArrowException, TypeError):
+        array = pa.array([str(value) for value in raw], type=pa.string())
+    encoded = pc.dictionary_encode(array.fill_null(""))
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary.to_pylist()
 
 
 def _reject(trades: RawTrades, rows: np.ndarray, reason: str, detail: str, symbols: np.ndarray) -> list[Rejection]:
@@ -133,4 +146,37 @@ def validate(
         state.max_ts = int(running[-1] if state.max_ts is None else max(running[-1], state.max_ts))
         state.last_price, state.last_side = float(price[-1]), int(inferred[-1])
     rejections.sort(key=lambda r: r.seq)
+    return accepted, rejections
+
+
+@dataclass
+class ValidatedQuotes:
+    """One symbol's accepted quotes of a chunk, with their source sequence numbers."""
+
+    symbol: str
+    quotes: np.ndarray
+    seq: np.ndarray
+
+
+def validate_quotes(quotes: RawQuotes) -> tuple[list[ValidatedQuotes], list[Rejection]]:
+    """Split quotes into accepted ones per symbol and rejections: a quote needs a valid symbol,
+    a time a tick could have and 0 < bid <= ask."""
+    codes, names, valid = normalize_symbols(quotes.symbol)
+    in_range = (quotes.ts > 0) & (quotes.ts <= time.time() * 1000 + FUTURE_SLACK_MS)
+    sane = np.isfinite(quotes.bid) & np.isfinite(quotes.ask) & (quotes.bid > 0) & (quotes.ask >= quotes.bid)
+    rejections = [
+        Rejection(int(quotes.seq[i]), TS_OUT_OF_RANGE if not in_range[i] else BAD_QUOTE,
+                  "timestamp must be after 1970 and at most a day past the wall clock" if not in_range[i]
+                  else "quote needs a valid symbol and 0 < bid <= ask",
+                  f"{quotes.symbol[i]},{quotes.ts[i]},{quotes.bid[i]},{quotes.ask[i]}", str(names[codes[i]]))
+        for i in np.flatnonzero(~(valid[codes] & in_range & sane))
+    ]
+    keep = valid[codes] & in_range & sane
+    accepted = []
+    for code in np.unique(codes[keep]):
+        rows = keep & (codes == code)
+        block = np.empty(int(rows.sum()), dtype=QUOTE_DTYPE)
+        for name in QUOTE_DTYPE.names:
+            block[name] = getattr(quotes, name)[rows]
+        accepted.append(ValidatedQuotes(str(names[code]), block, quotes.seq[rows]))
     return accepted, rejections
