@@ -89,12 +89,13 @@ def _dagster_registrar() -> Callable[[list[str]], None] | None:
 
 def print_report(report: IngestReport, source: str) -> int:
     """The end-of-run summary: notes, accepted and rejected counts with hints; the exit code."""
-    from fractal_assets.ingest.summary import INGEST_HINTS, common_lines, exit_code, nothing_stored
+    from fractal_assets.ingest.summary import INGEST_HINTS, common_lines, exit_code, nothing_new, nothing_stored
 
     rate = report.total_accepted / report.seconds if report.seconds else 0.0
     for line in [*report.notes, f"accepted {report.total_accepted} ticks in {report.seconds:.2f} s ({rate:,.0f} ticks/s)",
-                 *common_lines(report, INGEST_HINTS)]:
-        print(line)
+                 *common_lines(report, INGEST_HINTS), nothing_new(report, source)]:
+        if line:
+            print(line)
     code = exit_code(report)
     if code:
         print(f"fractal: {nothing_stored(report, source)}", file=sys.stderr)
@@ -145,7 +146,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from fractal_assets.feeds import open_feed
     from fractal_assets.hot.connection import open_store
     from fractal_assets.ingest.bulk_import import file_seq_base, import_history, stored_before
-    from fractal_assets.ingest.summary import IMPORT_HINTS, common_lines, exit_code, nothing_stored
+    from fractal_assets.ingest.summary import IMPORT_HINTS, common_lines, exit_code, nothing_new, nothing_stored
 
     config = Config.from_env(data_dir=args.data_dir)
     path = Path(args.source)
@@ -156,8 +157,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                             stored_before(store, source), lambda rejected: store.record_rejections(source, rejected))
     store.mark_imported(source, report.last_seq)
     for line in [*report.notes, f"imported {report.total_accepted} ticks into {len(report.partitions)} raw_ticks partitions",
-                 *common_lines(report, IMPORT_HINTS)]:
-        print(line)
+                 *common_lines(report, IMPORT_HINTS), nothing_new(report, str(path))]:
+        if line:
+            print(line)
     if os.environ.get("DAGSTER_HOME") and report.partitions:
         from fractal_assets.defs.materialize import instance_from_env, record_imported
 

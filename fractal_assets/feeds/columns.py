@@ -49,7 +49,10 @@ def float_text(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     if number.any():
         cells = pc.utf8_lower(trimmed.filter(pa.array(number)))
         cells = pc.replace_substring_regex(cells, r"^([+-]?)infinity$", r"\1inf")
-        values[number] = pc.cast(cells, pa.float64()).to_numpy(zero_copy_only=False)
+        try:
+            values[number] = pc.cast(cells, pa.float64()).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:
+            values[number] = [float(cell) for cell in cells.to_pylist()]
     return values, number
 
 

@@ -24,6 +24,8 @@ from fractal_assets.ingest.validation import SymbolState
 from fractal_assets.market.ticks import QUOTE_DTYPE, TICK_DTYPE, BookSnapshot, Rejection
 
 DEAD_LETTER_MAXLEN = 1_000_000
+RAW_LIMIT = 4096
+"""Characters (bytes, for a binary record) of a rejected record kept in its dead letter."""
 DEAD_LETTERS_PER_WRITE = 10_000
 """Rejections per guarded write: about 18 arguments each keeps one EVAL far below the
 1,048,576 arguments Redis 6.2 accepts in a command."""
@@ -348,7 +350,7 @@ class HotStore:
     def _letter_commands(self, source_id: str, rejections: list[Rejection]) -> list[Command]:
         """Append rejections to the dead-letter stream."""
         return [("XADD", self.keys.dead_letter(), "MAXLEN", "~", DEAD_LETTER_MAXLEN, "*", "reason", r.reason,
-                 "detail", r.detail, "source", source_id, "seq", r.seq, "symbol", r.symbol, "raw", r.raw[:4096])
+                 "detail", r.detail, "source", source_id, "seq", r.seq, "symbol", r.symbol, "raw", r.raw[:RAW_LIMIT])
                 for r in rejections]
 
     def _count_commands(self, source_id: str, rejections: list[Rejection]) -> list[Command]:

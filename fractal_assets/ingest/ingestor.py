@@ -180,11 +180,11 @@ class Ingestor:
         pacer = _Pacer(speed)
         for chunk in chunks:
             self.report.notes += [n for n in chunk.notes if n not in self.report.notes]
-            if not (chunk.records() or chunk.rejections):
+            if not chunk.handled():
                 self._flush(take_rest=True)
                 continue
             if chunk.last_seq <= self._resume.handled:
-                self.report.skipped += chunk.records()
+                self.report.skipped += chunk.handled()
                 continue
             chunk, done = chunk.after(self._resume.handled)
             self.report.skipped += done

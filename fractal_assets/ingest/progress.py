@@ -12,9 +12,10 @@ from fractal_assets.ingest.ingestor import IngestReport
 class Progress:
     """Redraws at most ten times a second; a bar when the total is known, counts otherwise."""
 
-    def __init__(self, total: int | None = None, stream: TextIO = sys.stderr, width: int = 30) -> None:
+    def __init__(self, total: int | None = None, stream: TextIO | None = None, width: int = 30) -> None:
         self.total = total
-        self.stream = stream
+        self.stream = stream or sys.stderr
+        """Looked up when the display is made: sys.stderr may have been replaced since import."""
         self.width = width
         self._started = time.monotonic()
         self._drawn = 0.0

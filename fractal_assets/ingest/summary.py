@@ -85,5 +85,12 @@ def exit_code(report: Report) -> int:
 def nothing_stored(report: Report, source: str) -> str:
     """The one line saying why a run stored nothing."""
     if report.total_rejected:
-        return f"nothing stored from {source}: every record was rejected (reasons above)"
+        return f"nothing stored from {source}: every new record was rejected (reasons above)"
     return f"nothing stored from {source}: it holds no records"
+
+
+def nothing_new(report: Report, source: str) -> str:
+    """The line saying that a run found every record handled before ('' when it did not)."""
+    if report.skipped and not (report.total_accepted or report.total_rejected or report.quotes or report.books):
+        return f"nothing new in {source}: all {report.skipped} records were stored or rejected by an earlier run"
+    return ""

@@ -126,15 +126,19 @@ class FeedChunk:
         """Trades, quotes and books in the chunk."""
         return sum(len(x) for x in (self.trades, self.quotes) if x is not None) + len(self.books)
 
+    def handled(self) -> int:
+        """Records and rejected records in the chunk."""
+        return self.records() + len(self.rejections)
+
     def after(self, seq: int) -> tuple["FeedChunk", int]:
-        """The chunk without its records numbered ``seq`` or lower, and how many those were."""
-        before = self.records()
+        """The chunk without its records (rejected ones included) numbered ``seq`` or lower, and
+        how many those were."""
         trades = self.trades.take(self.trades.seq > seq) if self.trades is not None else None
         quotes = self.quotes.take(self.quotes.seq > seq) if self.quotes is not None else None
         books = [b for b in self.books if b.seq is None or b.seq > seq]
         rejections = [r for r in self.rejections if r.seq > seq]
         kept = replace(self, trades=trades, quotes=quotes, books=books, rejections=rejections)
-        return kept, before - kept.records()
+        return kept, self.handled() - kept.handled()
 
 
 def with_originals(rejections: list[Rejection], originals: Originals | None) -> list[Rejection]:

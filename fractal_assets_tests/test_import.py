@@ -1,0 +1,67 @@
+"""fractal import carries everything ingest does: trades, quotes and order-book snapshots, through
+the same validation, into the cold tier's layout; its days get quoted spreads, not estimated ones."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fractal_assets.api import get_order_books
+from fractal_assets.cold.parquet import read_quotes
+from fractal_assets.config import Config
+from fractal_assets.feeds import open_feed
+from fractal_assets.hot.store import HotStore
+from fractal_assets.market.calendar import date_of
+from fractal_assets_tests.conftest import shared_file
+
+pytestmark = pytest.mark.realdata
+
+BTCUSDT = "hftbacktest_binance_spot_feed_20240808/btcusdt_20240808.gz"
+TARDIS_QUOTES = "tardis_binance_futures_btcusdt_20200222/quotes.csv.gz"
+
+
+def feed_contents(path: Path) -> tuple[list[tuple[int, float, float]], list]:
+    """The quotes (ts, bid, ask) and books a file's feed yields, read directly."""
+    quotes, books = [], []
+    for chunk in open_feed(path):
+        if chunk.quotes is not None:
+            quotes += list(zip(chunk.quotes.ts.tolist(), chunk.quotes.bid.tolist(), chunk.quotes.ask.tolist()))
+        books += chunk.books
+    return quotes, books
+
+
+@pytest.mark.parametrize(("relative", "symbol"), [(BTCUSDT, "BTCUSDT"), (TARDIS_QUOTES, "BTCUSDT")])
+def test_import_stores_quotes_and_books_beside_the_ticks(config: Config, fractal, relative: str, symbol: str) -> None:
+    path = shared_file(relative)
+    quotes, books = feed_contents(path)
+    run = fractal("import", "--source", str(path))
+    assert run.code == 0 and f"order-book snapshots {len(books)}, quotes {len(quotes)}" in run.out
+    dates = sorted({date_of(ts) for ts, _, _ in quotes})
+    stored = [row for date in dates for row in read_quotes(config.cold, symbol, date).to_pylist()]
+    assert sorted((q["ts"], q["bid"], q["ask"]) for q in stored) == sorted(quotes)
+    got = get_order_books(symbol, min(b.ts for b in books), max(b.ts for b in books) + 1, config=config)
+    assert [b["ts"] for b in got] == sorted(b.ts for b in books)
+    by_ts = {b.ts: b for b in books}
+    for book in got[:: max(1, len(got) // 50)]:
+        assert book["bids"] == by_ts[book["ts"]].bids.tolist() and book["asks"] == by_ts[book["ts"]].asks.tolist()
+
+
+def test_ingest_after_import_adds_no_quote_or_book(config: Config, store: HotStore, fractal) -> None:
+    path = shared_file(BTCUSDT)
+    assert fractal("import", "--source", str(path)).code == 0
+    run = fractal("ingest", "--source", str(path))
+    assert run.code == 0 and "order-book snapshots 0, quotes 0" in run.out
+    assert store.read_books("BTCUSDT") == [] and len(store.read_stream("BTCUSDT", "quotes").records) == 0
+
+
+def test_imported_days_get_quoted_spreads(config: Config, fractal) -> None:
+    assert fractal("import", "--source", str(shared_file(BTCUSDT))).code == 0
+    assert fractal("materialize", "--symbol", "BTCUSDT", "--start", "2024-08-08", "--end", "2024-08-08").code == 0
+    with sqlite3.connect(config.warm_db) as conn:
+        rows = conn.execute("SELECT spread_estimated, bid_ask_spread FROM fractal_microstructure "
+                            "WHERE symbol = 'BTCUSDT' AND window_ms = 86400000").fetchall()
+    assert rows and all(estimated == 0 for estimated, _ in rows)
+    assert all(0 < spread < 10 for _, spread in rows) and np.isfinite([s for _, s in rows]).all()
