@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import os
@@ -379,6 +380,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; ``argv`` None means the process's own arguments: the program is then
+    ending, so its objects are frozen out of the garbage collector first (see ``_run``)."""
+    if argv is None:
+        code = _run(sys.argv[1:])
+        gc.freeze()
+        return code
+    return _run(argv)
+
+
+def _run(argv: list[str]) -> int:
+    """Parse and run a command. (Freezing every object before the interpreter exits spares its
+    final cycle collections over pandas', pyarrow's and Redis's modules: about 0.2 s of every
+    command.)"""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

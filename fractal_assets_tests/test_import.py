@@ -7,13 +7,16 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
+from fractal_assets.access.reads import get_backtest_data
 from fractal_assets.api import get_order_books
-from fractal_assets.cold.parquet import read_quotes
+from fractal_assets.cold.parquet import read_quotes, read_ticks, tick_partition
 from fractal_assets.config import Config
 from fractal_assets.feeds import open_feed
 from fractal_assets.hot.store import HotStore
+from fractal_assets.ingest import bulk_import
 from fractal_assets.market.calendar import date_of
 from fractal_assets_tests.conftest import shared_file
 
@@ -65,3 +68,26 @@ def test_imported_days_get_quoted_spreads(config: Config, fractal) -> None:
                             "WHERE symbol = 'BTCUSDT' AND window_ms = 86400000").fetchall()
     assert rows and all(estimated == 0 for estimated, _ in rows)
     assert all(0 < spread < 10 for _, spread in rows) and np.isfinite([s for _, s in rows]).all()
+
+
+def test_a_partition_imported_in_parts_reads_once_and_the_archive_merges_it(
+    config: Config, store: HotStore, fractal, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(bulk_import, "PART_ROWS", 1_000)
+    history = tmp_path / "history.csv"
+    start = 1_699_920_000_000
+    rows = [f"{start + i * 10},PARTS,{100 + (i % 7) / 100},1.5,1\n" for i in range(4_500)]
+    history.write_text("ts,symbol,price,volume,side\n" + "".join(rows))
+    assert fractal("import", "--source", str(history), "--chunk-rows", "1000").code == 0
+    directory = Path(tick_partition(config.cold, "PARTS", "2023-11-14"))
+    assert sorted(p.name for p in directory.iterdir()) == [f"part-{n}.parquet" for n in range(5)]
+    expected = [start + i * 10 for i in range(4_500)]
+    assert read_ticks(config.cold, "PARTS", "2023-11-14").column("ts").to_pylist() == expected
+    assert get_backtest_data("PARTS", "2023-11-14", "2023-11-14", config=config, use_cache=False)["ts"].tolist() == expected
+    live = tmp_path / "live.csv"
+    live.write_text(f"ts,symbol,price,volume,side\n{start + 50_000},PARTS,101,2,-1\n")
+    assert fractal("ingest", "--source", str(live)).code == 0
+    assert fractal("materialize", "--symbol", "PARTS").code == 0
+    assert sorted(p.name for p in directory.iterdir()) == ["part-0.parquet"]
+    merged = pq.read_table(directory / "part-0.parquet")
+    assert merged.column("ts").to_pylist() == [*expected, start + 50_000]

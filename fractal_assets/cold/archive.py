@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
+from fractal_assets.cold.compaction import remove_merged
 from fractal_assets.cold.parquet import (
     QUOTE_SCHEMA,
     TICK_SCHEMA,
+    part_files,
+    part_number,
     read_quotes,
     read_ticks,
+    tick_partition,
     unique_ticks,
     write_quotes,
     write_ticks,
 )
 from fractal_assets.cold.store import ColdStore
 from fractal_assets.hot.store import HotStore
+from fractal_assets.market.arrays import arrow
 from fractal_assets.market.calendar import SymbolDay
 
 
@@ -32,15 +38,17 @@ class ArchiveResult:
 
 
 def hot_table(records: np.ndarray, seq: np.ndarray, schema: pa.Schema = TICK_SCHEMA) -> pa.Table:
-    """Records as a table of a cold-tier schema (the records' fields plus ``seq``); a field of
-    fixed-size arrays (a book's levels) becomes a fixed-size list column."""
-    return pa.table({**{name: _column(records[name]) for name in records.dtype.names}, "seq": seq}, schema=schema)
+    """Records as a table of a cold-tier schema (the records' fields plus ``seq``)."""
+    return columns_table({name: records[name] for name in records.dtype.names}, seq, schema)
 
 
-def _column(values: np.ndarray) -> np.ndarray | pa.Array:
-    if values.ndim == 2:
-        return pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), values.shape[1])
-    return values
+def columns_table(columns: Mapping[str, np.ndarray], seq: np.ndarray, schema: pa.Schema = TICK_SCHEMA) -> pa.Table:
+    """Columns as a table of a cold-tier schema (plus ``seq``); a column of fixed-size arrays (a
+    book's levels) becomes a fixed-size list column."""
+    arrays = {**columns, "seq": seq}
+    return pa.Table.from_arrays([arrow(arrays[name].astype(field.type.to_pandas_dtype(), copy=False))
+                                 if not pa.types.is_fixed_size_list(field.type) else arrow(arrays[name])
+                                 for name, field in zip(schema.names, schema)], schema=schema)
 
 
 def merge_by_seq(existing: pa.Table, new: pa.Table) -> pa.Table:
@@ -61,14 +69,22 @@ def _archive_stream(store: HotStore, cold: ColdStore, day: SymbolDay, stream: st
     """Merge the day's records of a hot stream into its partition, then trim what is durable.
 
     The stream is read once up to its current last entry; that entry id is
-    recorded as archived only after the Parquet file is in place.
+    recorded as archived only after the Parquet file is in place. The merge
+    is written as part-0 and the other parts it holds (an import's) are
+    then deleted, as compaction does.
     """
     schema, read, write = DATASETS[stream]
     hot = store.read_stream(day.symbol, stream)
     in_day = (hot.records["ts"] >= day.start) & (hot.records["ts"] < day.end)
+    directory = tick_partition(cold, day.symbol, day.date, stream)
+    parts = {part_number(p) for p in part_files(cold, directory)}
     existing = read(cold, day.symbol, day.date)
     merged = merge_by_seq(existing, hot_table(hot.records[in_day], hot.seq[in_day], schema))
     path = write(cold, day.symbol, day.date, merged) if merged.num_rows or stream == "ticks" else None
+    if path is not None and parts - {0}:
+        cold.sync(directory)
+        remove_merged(cold, directory, parts)
+        cold.sync(directory)
     trimmed = 0
     if hot.last_entry is not None:
         store.mark_archived(day.symbol, day.date, hot.last_entry, stream)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from fractal_assets.market.arrays import values as column_values
+
 MAX_SCALE = 12
 MAX_UNSCALED = 2**53
 """Larger integers are not exact doubles, so their division would round twice."""
@@ -25,12 +27,25 @@ PRECISION = 18
 DECIMAL_ENCODING = "DELTA_BINARY_PACKED"
 
 
+SAMPLE = 4096
+"""Values a scale is first looked for in; the whole column is then checked from that scale on."""
+
+
 def exact_scale(values: np.ndarray) -> int | None:
     """The smallest scale ``s`` at which every value is ``u / 10**s`` for an integer
-    ``|u| <= 2**53``, or None when there is none (e.g. 1/3, NaN)."""
+    ``|u| <= 2**53``, or None when there is none (e.g. 1/3, NaN).
+
+    A sample's smallest scale is never more than the column's, so the column
+    is checked from there: one pass over it where the sample tells the truth.
+    """
     if not np.all(np.isfinite(values)):
         return None
-    for scale in range(MAX_SCALE + 1):
+    start = _smallest_scale(values[:: max(1, len(values) // SAMPLE)], 0)
+    return None if start is None else _smallest_scale(values, start)
+
+
+def _smallest_scale(values: np.ndarray, first: int) -> int | None:
+    for scale in range(first, MAX_SCALE + 1):
         power = 10.0**scale
         unscaled = np.rint(values * power)
         if np.abs(unscaled).max(initial=0) > MAX_UNSCALED:
@@ -67,9 +82,9 @@ def encode(table: pa.Table, encodings: dict[str, str]) -> tuple[pa.Table, dict[s
     """Every float64 column that is exact at some scale as a decimal, with its encoding."""
     encodings = dict(encodings)
     for index, field in enumerate(table.schema):
-        if not pa.types.is_float64(field.type):
+        if not pa.types.is_float64(field.type) or table.column(index).null_count:
             continue
-        values = table.column(index).to_numpy()
+        values = column_values(table.column(index), np.float64)
         scale = exact_scale(values)
         if scale is not None:
             table = table.set_column(index, field.name, to_decimal(values, scale))

@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fractal_assets.market.arrays import booleans, valid, values
+
 FLOAT_RE = r"(?i)^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?$|^[+-]?(nan|inf|infinity)$"
 """A decimal number as text; 'nan' and 'inf' are numbers too (validation rejects them as bad
 values, not as unreadable rows)."""
@@ -44,7 +46,7 @@ def _utf8_or_none(value: bytes | None) -> str | None:
 def float_text(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(value, is a number) of each cell of a string column; NaN where not a number."""
     trimmed = pc.utf8_trim_whitespace(text)
-    number = _mask(pc.match_substring_regex(trimmed, FLOAT_RE))
+    number = booleans(pc.match_substring_regex(trimmed, FLOAT_RE))
     values = np.full(len(text), np.nan)
     if number.any():
         cells = pc.utf8_lower(trimmed.filter(pa.array(number)))
@@ -61,7 +63,7 @@ def numbers(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]
     array = _one(column)
     kind = array.type
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        return array.to_numpy(zero_copy_only=False).astype(np.float64), ~_mask(array.is_null())
+        return values(array, kind.to_pandas_dtype()).astype(np.float64), valid(array)
     if pa.types.is_decimal(kind):
         return float_text(pc.cast(array, pa.string()))
     if pa.types.is_null(kind) or pa.types.is_boolean(kind) or pa.types.is_nested(kind):
@@ -75,9 +77,17 @@ def words(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     Symbols and sides repeat heavily, so each distinct text is handled once
     and rows carry an integer code.
     """
-    encoded = pc.dictionary_encode(pc.utf8_trim_whitespace(as_text(_one(column))).fill_null(""))
-    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), \
-        encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    encoded = [chunk if pa.types.is_dictionary(chunk.type) else pc.dictionary_encode(as_text(chunk))
+               for chunk in chunks] or [pc.dictionary_encode(pa.array([], pa.string()))]
+    texts = [(text or "").strip() for chunk in encoded for text in as_text(chunk.dictionary).to_pylist()]
+    uniques, merged = np.unique(np.array([*texts, ""], dtype=object), return_inverse=True)
+    codes, offset = [], 0
+    for chunk in encoded:
+        indices = values(chunk.indices, chunk.indices.type.to_pandas_dtype()).astype(np.int64) + offset
+        codes.append(merged[np.where(valid(chunk.indices), indices, len(texts))])
+        offset += len(chunk.dictionary)
+    return np.concatenate(codes), uniques
 
 
 def symbols(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -89,7 +99,3 @@ def symbols(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def _one(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
-
-def _mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A boolean Arrow array as numpy, null as False."""
-    return pc.fill_null(array, False).to_numpy(zero_copy_only=False)

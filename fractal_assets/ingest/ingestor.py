@@ -225,7 +225,7 @@ class Ingestor:
 
     def _drop_stored(self, trades: RawTrades) -> RawTrades:
         """Rows an earlier run already stored for their symbol."""
-        codes, names, _ = normalize_symbols(trades.symbol)
+        codes, names, _ = normalize_symbols(trades.symbol, trades.symbol_codes)
         stored = np.array([self._stored_seq.get(n, NOTHING) for n in names], dtype=np.int64)[codes]
         keep = trades.seq > stored
         self.report.skipped += int((~keep).sum())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -42,20 +43,34 @@ class SymbolState:
 
 @dataclass
 class Validated:
-    """One symbol's accepted ticks of a chunk, with their source sequence numbers."""
+    """One symbol's accepted ticks of a chunk, column by column, with their source sequence numbers."""
 
     symbol: str
-    ticks: np.ndarray
+    ts: np.ndarray
+    price: np.ndarray
+    volume: np.ndarray
+    side: np.ndarray
     seq: np.ndarray
 
+    def __len__(self) -> int:
+        return len(self.seq)
 
-def normalize_symbols(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    @cached_property
+    def ticks(self) -> np.ndarray:
+        """The ticks as ``TICK_DTYPE`` records, the hot tier's form (built when first asked for)."""
+        return to_ticks(self.ts, self.price, self.volume, self.side)
+
+
+def normalize_symbols(
+    raw: np.ndarray, codes: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(code per row, normalized name per code, valid flag per code).
 
     Symbols repeat heavily, so each distinct one is checked once and rows
-    carry an integer code instead of a string.
+    carry an integer code instead of a string; ``codes`` are the feed's own
+    (code per row, distinct symbols) when it has them.
     """
-    codes, uniques = factorize(raw)
+    codes, uniques = codes if codes is not None else factorize(raw)
     names = np.empty(len(uniques), dtype=object)
     ok = np.zeros(len(uniques), dtype=bool)
     for i, u in enumerate(uniques):
@@ -101,7 +116,7 @@ def validate(
     ``states`` is updated in place with the accepted ticks, so the next chunk
     continues the timestamp check and the tick rule where this one ended.
     """
-    codes, names, valid = normalize_symbols(trades.symbol)
+    codes, names, valid = normalize_symbols(trades.symbol, trades.symbol_codes)
     checks = (
         (valid[codes], BAD_SYMBOL, f"symbol must match {SYMBOL_RE.pattern}"),
         (np.isfinite(trades.price) & (trades.price > 0), BAD_PRICE, "price must be finite and > 0"),
@@ -142,7 +157,7 @@ def validate(
         inferred = tick_rule(price, state.last_price, state.last_side)
         given = trades.side[good]
         side = np.where(np.isnan(given), inferred, given).astype(np.int8)
-        accepted.append(Validated(symbol, to_ticks(trades.ts[good], price, trades.volume[good], side), trades.seq[good]))
+        accepted.append(Validated(symbol, trades.ts[good], price, trades.volume[good], side, trades.seq[good]))
         state.max_ts = int(running[-1] if state.max_ts is None else max(running[-1], state.max_ts))
         state.last_price, state.last_side = float(price[-1]), int(inferred[-1])
     rejections.sort(key=lambda r: r.seq)

@@ -26,7 +26,8 @@ class RawTrades:
     ``side`` is float: +1 buy aggressor, -1 sell, NaN when the source has no
     side (the tick rule fills it in); any other value is invalid input.
     ``seq`` numbers the source records, so a restart can resume after the
-    last one stored.
+    last one stored. ``symbol_codes`` is the symbols as (code per row,
+    distinct symbols), when the feed already has them that way.
     """
 
     seq: np.ndarray
@@ -35,13 +36,15 @@ class RawTrades:
     price: np.ndarray
     volume: np.ndarray
     side: np.ndarray
+    symbol_codes: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.seq)
 
     def take(self, index: np.ndarray) -> "RawTrades":
         """The rows selected by a boolean mask or an index array."""
-        return RawTrades(*(getattr(self, f)[index] for f in RAW_TRADE_FIELDS))
+        codes = None if self.symbol_codes is None else (self.symbol_codes[0][index], self.symbol_codes[1])
+        return RawTrades(*(getattr(self, f)[index] for f in RAW_TRADE_FIELDS), symbol_codes=codes)
 
 
 RAW_TRADE_FIELDS = ("seq", "symbol", "ts", "price", "volume", "side")
@@ -133,12 +136,21 @@ class FeedChunk:
     def after(self, seq: int) -> tuple["FeedChunk", int]:
         """The chunk without its records (rejected ones included) numbered ``seq`` or lower, and
         how many those were."""
+        if self._first_seq() > seq:
+            return self, 0
         trades = self.trades.take(self.trades.seq > seq) if self.trades is not None else None
         quotes = self.quotes.take(self.quotes.seq > seq) if self.quotes is not None else None
         books = [b for b in self.books if b.seq is None or b.seq > seq]
         rejections = [r for r in self.rejections if r.seq > seq]
         kept = replace(self, trades=trades, quotes=quotes, books=books, rejections=rejections)
         return kept, self.handled() - kept.handled()
+
+
+    def _first_seq(self) -> int:
+        """The lowest record number in the chunk (a large number when it has none)."""
+        firsts = [int(x.seq.min()) for x in (self.trades, self.quotes) if x is not None and len(x)]
+        firsts += [b.seq for b in self.books if b.seq is not None] + [r.seq for r in self.rejections]
+        return min(firsts, default=np.iinfo(np.int64).max)
 
 
 def with_originals(rejections: list[Rejection], originals: Originals | None) -> list[Rejection]:
