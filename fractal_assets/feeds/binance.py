@@ -14,7 +14,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
@@ -105,7 +105,10 @@ def _parse_chunk(lines: list[str], first_seq: int, depth: DepthSync) -> FeedChun
             rejections.append(Rejection(seq, UNPARSEABLE, f"not a Binance feed message: {err!r}"[:200]))
     trades, bad_trades = _parsed(rows.trades, TRADE_COLUMNS, ("ts", "price", "volume"))
     quotes, bad_quotes = _parsed(rows.quotes, QUOTE_COLUMNS, ("bid", "ask", "bid_size", "ask_size"))
-    originals = lambda seqs: [lines[s - first_seq].rstrip("\r\n") for s in seqs]  # noqa: E731
+
+    def originals(seqs: Sequence[int]) -> list[str | bytes]:
+        return [lines[s - first_seq].rstrip("\r\n") for s in seqs]
+
     return FeedChunk(
         last_seq=first_seq + len(lines) - 1,
         trades=_trades(trades),

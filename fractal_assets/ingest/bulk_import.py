@@ -2,11 +2,12 @@
 
 Trades, quotes and order-book snapshots go through the same feeds and the same
 validation functions as live ingest, into the same layout as the archive:
-``ticks/``, ``quotes/`` and ``books/`` partitions per symbol and UTC day.
-Each imported record gets a negative arrival number made of a per-source
-base (reserved once in Redis) plus its record number, so importing a source
-again replaces nothing twice and two sources never collide with each other
-or with live ticks.
+``ticks/``, ``quotes/`` and ``books/`` partitions per symbol and UTC day,
+written as new parts while the file is still being read. Each imported
+record gets a negative arrival number made of a per-source base (reserved
+once in Redis) plus its record number, so two sources never collide with
+each other or with live ticks, and readers take a record once however many
+parts hold it.
 
 An import stores what earlier runs of the same source (the same content, see
 ``ingest.identity``) did not. Records an earlier import handled are skipped.
