@@ -3,7 +3,10 @@ the same validation, into the cold tier's layout; its days get quoted spreads, n
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +94,17 @@ def test_a_partition_imported_in_parts_reads_once_and_the_archive_merges_it(
     assert sorted(p.name for p in directory.iterdir()) == ["part-0.parquet"]
     merged = pq.read_table(directory / "part-0.parquet")
     assert merged.column("ts").to_pylist() == [*expected, start + 50_000]
+
+
+def test_importing_a_plain_file_does_not_load_pandas(config: Config, tmp_path: Path) -> None:
+    """pyarrow loads pandas (a quarter of a second) on its first to_numpy; the import path moves
+    columns through their buffers instead (market/arrays.py), which bench/importing.py counts on."""
+    path = tmp_path / "plain.csv"
+    path.write_text("ts,symbol,price,volume,side\n" + "".join(
+        f"{1_700_000_000_000 + i},PLAIN,{100 + i % 9},1.25,{1 if i % 2 else -1}\n" for i in range(2_000)))
+    script = ("import sys; from fractal_assets.cli import main; "
+              f"code = main(['--data-dir', {str(config.data_dir)!r}, 'import', '--source', {str(path)!r}]); "
+              "print(code, 'pandas' in sys.modules)")
+    env = {**os.environ, "FRACTAL_REDIS_URL": config.redis_url, "FRACTAL_KEY_PREFIX": config.key_prefix}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "0 False"
