@@ -123,7 +123,7 @@ def identify(store: HotStore, path: Path, follow: bool = False) -> Identity:
             return Identity(same.source_id, content, relation, same)
         return _follow_anew(store, path, content, same)
     if at_path is not None and content.mark_digest == at_path.digest:
-        return Identity(at_path.source_id, content, "grown", at_path)
+        return Identity(at_path.source_id, content, "same" if content.size == at_path.size else "grown", at_path)
     return Identity(_unused_id(store, content), content, "new")
 
 
@@ -170,16 +170,18 @@ def _known(store: HotStore, source_id: bytes | None) -> Known | None:
     return Known(source_id.decode(), fields["path"], int(fields["bytes"]), fields["digest"])
 
 
-def remember(store: HotStore, identity: Identity, path: Path, content: Content | None = None) -> None:
-    """Record the content read from ``path`` as its source's: never a shorter state than the
-    one recorded, and the digest indexed so copies are recognized."""
-    content = content or identity.content
-    key = store.keys.content(identity.source_id)
-    recorded = store.client.hget(key, "bytes")
-    if recorded is None or int(recorded) <= content.size:
-        store.client.hset(key, mapping={"path": _where(path), "bytes": content.size, "digest": content.digest})
-    store.client.hset(store.keys.contents_by_digest(), content.digest, identity.source_id)
+def remember(store: HotStore, identity: Identity, path: Path) -> None:
+    """Record the content read from ``path`` as its source's (never a shorter one than recorded),
+    and index its digest, so copies are recognized, and its path."""
+    recorded = store.client.hget(store.keys.content(identity.source_id), "bytes")
+    if recorded is None or int(recorded) <= identity.content.size:
+        _record(store, identity.source_id, path, identity.content.size, identity.content.digest)
+    store.client.hset(store.keys.contents_by_digest(), identity.content.digest, identity.source_id)
     store.client.hset(store.keys.contents_by_path(), _where(path), identity.source_id)
+
+
+def _record(store: HotStore, source_id: str, path: Path, size: int, digest: str) -> None:
+    store.client.hset(store.keys.content(source_id), mapping={"path": _where(path), "bytes": size, "digest": digest})
 
 
 def remembering(chunks: Iterable[FeedChunk], store: HotStore, identity: Identity, path: Path) -> Iterator[FeedChunk]:
@@ -189,7 +191,5 @@ def remembering(chunks: Iterable[FeedChunk], store: HotStore, identity: Identity
     for chunk in chunks:
         yield chunk
         if chunk.read is not None and time.monotonic() - last >= REMEMBER_EVERY_S:
-            size, digest = chunk.read
-            key = store.keys.content(identity.source_id)
-            store.client.hset(key, mapping={"path": _where(path), "bytes": size, "digest": digest})
+            _record(store, identity.source_id, path, *chunk.read)
             last = time.monotonic()
