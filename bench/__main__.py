@@ -5,9 +5,9 @@ from __future__ import annotations
 import platform
 import sys
 
-from bench import access, bars, hot_bound, indicators, ingest, open_day, orchestration, startup
+from bench import access, bars, hot_bound, importing, indicators, ingest, open_day, orchestration, startup
 
-BENCHMARKS = {"startup": startup, "ingest": ingest, "bars": bars, "indicators": indicators, "access": access,
+BENCHMARKS = {"startup": startup, "ingest": ingest, "bars": bars, "indicators": indicators, "access": access, "import": importing,
               "open_day": open_day, "hot_bound": hot_bound, "orchestration": orchestration}
 
 

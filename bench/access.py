@@ -181,8 +181,8 @@ def real_bytes_per_tick() -> dict[str, float]:
         with tempfile.TemporaryDirectory() as tmp:
             cold = open_cold(tmp)
             import_history(open_feed(source), cold, IMPORT_SEQ_ORIGIN, 5_000)
-            parts = sorted(Path(tmp).glob("ticks/*/*/part-0.parquet"))
-            tables = [read_partition(cold, str(p.parent), TICK_SCHEMA) for p in parts]
+            parts = sorted(Path(tmp).glob("ticks/*/*/part-*.parquet"))
+            tables = [read_partition(cold, str(d), TICK_SCHEMA) for d in sorted({p.parent for p in parts})]
             rows, size = sum(t.num_rows for t in tables), sum(p.stat().st_size for p in parts)
         out[f"cold_bytes_per_tick_{name}"] = size / rows
         all_rows, all_bytes, all_old = all_rows + rows, all_bytes + size, all_old + _size(tables, BSS_ENCODINGS)

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fractal_assets import filemodes
 from fractal_assets.config import Config
-from fractal_assets.feeds import FORMATS
+from fractal_assets.feeds import FORMATS, TS_UNITS
 from fractal_assets.market.symbols import normalize_symbol
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from fractal_assets.hot.store import HotStore
+    from fractal_assets.ingest.identity import Identity
     from fractal_assets.ingest.ingestor import IngestReport
     from fractal_assets.market.ticks import FeedChunk
+
 
 PACED_CHUNK_ROWS = 200
 """Small chunks when replaying in real time, so pacing is smooth."""
@@ -32,14 +35,35 @@ PACED_CHUNK_ROWS = 200
 
 
 def source_id(path: Path) -> str:
-    """Stable id of a file source: restarts on the same file resume its checkpoint."""
-    return "file:" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    """The source id a file's content gets when first read (see ingest.identity)."""
+    from fractal_assets.ingest.identity import content_id, fingerprint
+
+    return content_id(fingerprint(path))
 
 
 def _known_total(path: Path) -> int | None:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(path).metadata.num_rows if path.suffix == ".parquet" else None
+    if path.suffix != ".parquet":
+        return None
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowException):
+        return None
+
+
+def _identified(store: HotStore, path: Path, follow: bool = False) -> Identity:
+    """The file's source by its content, said when it was read before, and remembered."""
+    from fractal_assets.ingest.identity import identify, remember
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no such feed file: {path}")
+    identity = identify(store, path, follow)
+    if identity.message(path):
+        print(identity.message(path))
+    remember(store, identity, path)
+    return identity
 
 
 def _ingest(config: Config, chunks: Iterator[FeedChunk], source: str, speed: float, total: int | None) -> IngestReport:
@@ -56,28 +80,35 @@ def _ingest(config: Config, chunks: Iterator[FeedChunk], source: str, speed: flo
         progress.close()
 
 
-def print_report(report: IngestReport) -> None:
-    """The end-of-run summary: accepted and rejected counts."""
+def print_report(report: IngestReport, source: str) -> int:
+    """The end-of-run summary: notes, accepted and rejected counts with hints; the exit code."""
+    from fractal_assets.ingest.summary import INGEST_HINTS, common_lines, exit_code, nothing_new, nothing_stored
+
     rate = report.total_accepted / report.seconds if report.seconds else 0.0
-    print(f"accepted {report.total_accepted} ticks in {report.seconds:.2f} s ({rate:,.0f} ticks/s)")
-    for symbol, n in sorted(report.accepted.items()):
-        print(f"  {symbol}: {n}")
-    print(f"rejected {report.total_rejected}")
-    for reason, n in sorted(report.rejected.items()):
-        print(f"  {reason}: {n}")
-    print(f"skipped {report.skipped} records already stored by an earlier run")
-    print(f"order-book snapshots {report.books}, quotes {report.quotes}")
+    for line in [*report.notes, f"accepted {report.total_accepted} ticks in {report.seconds:.2f} s ({rate:,.0f} ticks/s)",
+                 *common_lines(report, INGEST_HINTS), nothing_new(report, source)]:
+        if line:
+            print(line)
+    code = exit_code(report)
+    if code:
+        print(f"fractal: {nothing_stored(report, source)}", file=sys.stderr)
+    return code
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from fractal_assets.feeds import open_feed
+    from fractal_assets.hot.connection import open_store
+    from fractal_assets.ingest.identity import remembering
 
     config = Config.from_env(data_dir=args.data_dir)
     path = Path(args.source)
     chunk_rows = PACED_CHUNK_ROWS if args.speed > 0 or args.follow else args.chunk_rows
-    chunks = open_feed(path, args.format, chunk_rows=chunk_rows, follow=args.follow)
-    print_report(_ingest(config, chunks, source_id(path), args.speed, _known_total(path)))
-    return 0
+    chunks = open_feed(path, args.format, chunk_rows=chunk_rows, follow=args.follow, ts_unit=args.ts_unit)
+    store = open_store(config)
+    identity = _identified(store, path, args.follow)
+    if args.follow:
+        chunks = remembering(chunks, store, identity, path)
+    return print_report(_ingest(config, chunks, identity.source_id, args.speed, _known_total(path)), str(path))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -92,8 +123,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     source = "sim:" + hashlib.sha1(repr(spec).encode()).hexdigest()[:16]
     total = int(args.rate * args.duration * len(symbols))
     chunks = paced(simulate(spec), Pacer(args.speed))
-    print_report(_ingest(config, chunks, source, 0.0, total))
-    return 0
+    return print_report(_ingest(config, chunks, source, 0.0, total), "the simulator")
 
 
 def cmd_redis(args: argparse.Namespace) -> int:
@@ -110,43 +140,49 @@ def cmd_redis(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from fractal_assets.feeds import open_feed
     from fractal_assets.hot.connection import open_store
-    from fractal_assets.ingest.bulk_import import file_seq_base, import_history
+    from fractal_assets.ingest.bulk_import import file_seq_base, import_history, stored_before
+    from fractal_assets.ingest.summary import IMPORT_HINTS, common_lines, exit_code, nothing_new, nothing_stored
     from fractal_assets.ingest.validation import Bounds
 
     config = Config.from_env(data_dir=args.data_dir)
     path = Path(args.source)
+    chunks = open_feed(path, args.format, chunk_rows=args.chunk_rows, ts_unit=args.ts_unit)
     store = open_store(config)
-    source = source_id(path)
-    chunks = open_feed(path, args.format, chunk_rows=args.chunk_rows)
+    source = _identified(store, path).source_id
     report = import_history(chunks, config.cold, file_seq_base(store, source), config.ts_tolerance_ms,
+                            stored_before(store, source), lambda rejected: store.record_rejections(source, rejected),
                             Bounds.of(config))
-    store.record_rejections(source, report.rejected)
-    print(f"imported {sum(report.accepted.values())} ticks into {len(report.partitions)} raw_ticks partitions")
-    for symbol, n in sorted(report.accepted.items()):
-        print(f"  {symbol}: {n}")
-    print(f"rejected {len(report.rejected)}")
-    for reason, n in sorted(Counter(r.reason for r in report.rejected).items()):
-        print(f"  {reason}: {n}")
+    store.mark_imported(source, report.last_seq)
+    for line in [*report.notes, f"imported {report.total_accepted} ticks into {len(report.partitions)} raw_ticks partitions",
+                 *common_lines(report, IMPORT_HINTS), nothing_new(report, str(path))]:
+        if line:
+            print(line)
     if report.partitions:
         _register_imported(config, {d.date for d in report.partitions})
-    return 0
+    code = exit_code(report)
+    if code:
+        print(f"fractal: {nothing_stored(report, str(path))}", file=sys.stderr)
+    return code
 
 
 def _register_imported(config: Config, dates: set[str]) -> None:
-    """Imported dates become ``date`` partitions of the CLI's Dagster instance, so the UI
-    lists them and a backfill can build them."""
-    from fractal_assets.defs.materialize import cli_instance, dagster_home
+    """Imported dates become ``date`` partitions of the Dagster instance at DAGSTER_HOME or
+    ``{data_dir}/dagster`` when there is one, so the UI lists them for a backfill; without an
+    instance, importing does not pay Dagster's start-up: ``fractal materialize`` registers them."""
+    if not os.environ.get("DAGSTER_HOME") and not config.dagster_home.exists():
+        print("no Dagster instance yet: `fractal materialize` registers and builds the imported dates")
+        return
+    from fractal_assets.defs.materialize import cli_instance
     from fractal_assets.defs.partitions import register_dates
 
     new = register_dates(cli_instance(config), dates)
-    print(f"{len(new)} new dates registered with Dagster at {dagster_home(config)}: "
+    print(f"{len(new)} new dates registered with Dagster at {config.dagster_home}: "
           "backfill them from the UI or run `fractal materialize`")
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
     from fractal_assets.defs.materialize import (
         cli_instance,
-        dagster_home,
         materialize_dates,
         partitions_with_data,
         submit_backfill,
@@ -171,10 +207,10 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         if symbol:
             raise ValueError("--daemon builds every symbol of the dates: leave out --symbol")
         backfill = submit_backfill(dates, cli_instance(config))
-        print(f"submitted backfill {backfill} of {len(dates)} dates to the Dagster instance at {dagster_home(config)}: "
+        print(f"submitted backfill {backfill} of {len(dates)} dates to the Dagster instance at {config.dagster_home}: "
               "its daemon (dagster dev, or dagster-daemon run) launches the runs; follow them in the UI")
         return 0
-    print(f"materializing {len(dates)} dates ({len(days)} symbol-days) on the Dagster instance at {dagster_home(config)}")
+    print(f"materializing {len(dates)} dates ({len(days)} symbol-days) on the Dagster instance at {config.dagster_home}")
     started = time.perf_counter()
     outcomes = materialize_dates(dates, cli_instance(config), resources_for(config), symbols=[symbol] if symbol else None,
                                  on_run=lambda outcome: print(outcome.line(), flush=True))
@@ -227,6 +263,8 @@ def cmd_backtest_data(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix not in OUT_FORMATS:
         raise ValueError(f"--out {out} must end in {' or '.join(OUT_FORMATS)}")
+    if out is not None and not out.parent.is_dir():
+        raise FileNotFoundError(f"--out {out}: no such directory {out.parent}")
     config = Config.from_env(data_dir=args.data_dir)
     frame = get_backtest_data(args.symbol, args.start, args.end, kind=args.kind, timeframe=args.timeframe, config=config)
     if out is None:
@@ -301,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--format", default="auto", choices=FORMATS)
     ingest.add_argument("--speed", type=float, default=0.0, help="0: as fast as possible; N: N x real time")
     ingest.add_argument("--follow", action="store_true", help="keep reading lines appended to the file")
+    ingest.add_argument("--ts-unit", default="auto", choices=TS_UNITS,
+                        help="unit of numeric timestamps in generic files (default: inferred from their magnitude)")
     ingest.add_argument("--chunk-rows", type=int, default=100_000, help=argparse.SUPPRESS)
     ingest.set_defaults(func=cmd_ingest)
 
@@ -316,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="bulk-import tick history straight into raw_ticks partitions")
     imp.add_argument("--source", required=True, help="file to read")
     imp.add_argument("--format", default="auto", choices=FORMATS)
+    imp.add_argument("--ts-unit", default="auto", choices=TS_UNITS,
+                     help="unit of numeric timestamps in generic files (default: inferred from their magnitude)")
     imp.add_argument("--chunk-rows", type=int, default=1_000_000, help=argparse.SUPPRESS)
     imp.set_defaults(func=cmd_import)
 
@@ -365,25 +407,52 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command. What it creates is private to its owner: the process umask is that
-    of ``filemodes`` while the command runs (restored after, for callers in-process)."""
+    """Run one command; ``argv`` None means the process's own arguments: the program is then
+    ending, so its objects are frozen out of the garbage collector first (see ``_run``)."""
+    if argv is None:
+        code = _run(sys.argv[1:])
+        gc.freeze()
+        return code
+    return _run(argv)
+
+
+def _run(argv: list[str]) -> int:
+    """Parse and run a command. What it creates is private to its owner: the process umask is
+    that of ``filemodes`` while the command runs (restored after, for callers in-process).
+    (Freezing every object before the interpreter exits spares its final cycle collections
+    over pandas', pyarrow's and Redis's modules: about 0.2 s of every command.)"""
     args = build_parser().parse_args(argv)
     previous_umask = os.umask(filemodes.umask())
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"fractal: error: {exc}", file=sys.stderr)
-        return 2
     except Exception as exc:
-        if not _is_redis_error(exc):
-            raise
-        from fractal_assets.hot.connection import redis_name
+        if _is_redis_error(exc):
+            from fractal_assets.hot.connection import redis_name
 
-        name = redis_name(Config.from_env(data_dir=args.data_dir))
-        print(f"fractal: error: {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+            name = redis_name(Config.from_env(data_dir=args.data_dir))
+            print(f"fractal: error: {name}: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
+            return 1
+        if not isinstance(exc, USER_ERRORS):
+            raise
+        print(f"fractal: error: {one_line(exc)}", file=sys.stderr)
+        return 2
     finally:
         os.umask(previous_umask)
+
+
+USER_ERRORS = (ValueError, OSError, EOFError)
+"""What a user's files, paths and arguments can make a command raise: bad values and formats
+(ValueError, which includes Arrow's ArrowInvalid), missing or unreadable files (OSError), and
+files that end too early (EOFError)."""
+MESSAGE_CHARS = 500
+
+
+def one_line(exc: BaseException) -> str:
+    """An error message on one line of printable text, shortened: a message may quote a file's
+    bytes."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= MESSAGE_CHARS else text[:MESSAGE_CHARS] + "..."
 
 
 def _is_redis_error(exc: Exception) -> bool:

@@ -135,5 +135,10 @@ class Config:
         return open_cold(str(self.cold_dir))
 
     @property
+    def dagster_home(self) -> Path:
+        """DAGSTER_HOME when set, else ``{data_dir}/dagster``: the instance `make demo`'s UI reads."""
+        return Path(os.environ.get("DAGSTER_HOME") or self.data_dir / "dagster")
+
+    @property
     def retention_ms(self) -> int:
         return int(self.retention_hours * 3_600_000)

@@ -7,12 +7,14 @@ redis-server is started for the session.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
 
+from fractal_assets.cli import main
 from fractal_assets.config import Config
 from fractal_assets.hot.connection import ensure_embedded_redis, stop_embedded_redis
 from fractal_assets.hot.keys import Keys
@@ -72,3 +74,28 @@ def config(tmp_path: Path, redis_server: str, key_prefix: str) -> Config:
 @pytest.fixture
 def store(config: Config) -> HotStore:
     return HotStore(redis.Redis.from_url(config.redis_url), Keys(config.key_prefix))
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one ``fractal`` command did: exit code, stdout and stderr."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def fractal(config: Config, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+    """Runs a ``fractal`` command in this process against the test's data dir and Redis keys; an
+    exception escaping the command (a traceback for the user) fails the test."""
+    monkeypatch.setenv("FRACTAL_REDIS_URL", config.redis_url)
+    monkeypatch.setenv("FRACTAL_KEY_PREFIX", config.key_prefix)
+
+    def run(*args: str) -> Run:
+        capsys.readouterr()
+        code = main(["--data-dir", str(config.data_dir), *args])
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run

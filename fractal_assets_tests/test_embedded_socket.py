@@ -31,7 +31,7 @@ from fractal_assets.hot.connection import (
 )
 from fractal_assets.ops.health import check_health
 from fractal_assets_tests.redis_process import RedisProcess
-from fractal_assets_tests.test_ingest import write_ticks
+from fractal_assets_tests.support import write_ticks
 
 pytestmark = pytest.mark.infra
 

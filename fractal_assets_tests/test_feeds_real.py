@@ -18,7 +18,15 @@ from fractal_assets.feeds.binance import DepthSync, DepthUpdate
 from fractal_assets.feeds.errors import FeedFormatError
 from fractal_assets.ingest.validation import UNPARSEABLE
 from fractal_assets.market.orderbook import OrderBook
-from fractal_assets.market.ticks import BookSnapshot, FeedChunk, RawQuotes, RawTrades, Rejection
+from fractal_assets.market.ticks import (
+    RAW_QUOTE_FIELDS,
+    RAW_TRADE_FIELDS,
+    BookSnapshot,
+    FeedChunk,
+    RawQuotes,
+    RawTrades,
+    Rejection,
+)
 from fractal_assets_tests.support import shared_file
 
 pytestmark = pytest.mark.realdata
@@ -48,7 +56,7 @@ class Read:
 
 
 def _concat(parts: list, cls: type) -> object:
-    fields = list(cls.__dataclass_fields__)
+    fields = RAW_TRADE_FIELDS if cls is RawTrades else RAW_QUOTE_FIELDS
     if not parts:
         return cls(*(np.empty(0) for _ in fields))
     return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))

@@ -22,7 +22,7 @@ from fractal_assets.hot.connection import ensure_embedded_redis, stop_embedded_r
 from fractal_assets.ops.backup import MANIFEST, backup, read_manifest, restore, sha256_of, verify
 from fractal_assets.warm.db import connect
 from fractal_assets.warm.schema import migrate
-from fractal_assets_tests.test_ingest import write_ticks as write_tick_csv
+from fractal_assets_tests.support import write_ticks as write_tick_csv
 
 PARTITION = "ticks/symbol=PRV/date=2020-02-22"
 

@@ -29,7 +29,7 @@ from fractal_assets.hot.keys import Keys
 from fractal_assets.hot.store import HotStore
 from fractal_assets.ingest.ingestor import Ingestor
 from fractal_assets_tests.redis_process import RedisProcess
-from fractal_assets_tests.test_ingest import write_ticks
+from fractal_assets_tests.support import write_ticks
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 

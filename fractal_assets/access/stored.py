@@ -5,8 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
 from fractal_assets.access.reads import hot_store
+from fractal_assets.cold.parquet import read_books
+from fractal_assets.cold.store import ColdStore
 from fractal_assets.config import Config
+from fractal_assets.market import schema
+from fractal_assets.market.calendar import date_of
+from fractal_assets.market.orderbook import book_dict
 from fractal_assets.market.symbols import normalize_symbol
 from fractal_assets.warm import backtest_cache
 from fractal_assets.warm.backtest_cache import BacktestResult
@@ -36,14 +44,39 @@ def epoch_ms(name: str, value: int | str | datetime) -> int:
 def get_order_books(symbol: str, start: int | str | datetime, end: int | str | datetime,
                     config: Config | None = None) -> list[dict[str, Any]]:
     """Order-book snapshots of a symbol with start <= ts < end, oldest first: each
-    ``{ts, bids, asks}``, levels as [price, qty] pairs, best first. Snapshots live in the hot
-    tier only (the last two hours, ``ob:{SYM}``)."""
+    ``{ts, bids, asks}``, levels as [price, qty] pairs, best first. Imported snapshots come
+    from the cold tier (``books/``), live ones from the hot tier (the last two hours,
+    ``ob:{SYM}``)."""
     symbol = normalize_symbol(symbol)
     t0, t1 = epoch_ms("start", start), epoch_ms("end", end)
     if t1 < t0:
         raise ValueError(f"end {end!r} is before start {start!r}")
-    books = hot_store(config or Config.from_env()).read_books(symbol)
-    return [book for book in books if t0 <= book["ts"] < t1]
+    config = config or Config.from_env()
+    hot = [book for book in hot_store(config).read_books(symbol) if t0 <= book["ts"] < t1]
+    return sorted(cold_books(config.cold, symbol, t0, t1) + hot, key=lambda book: book["ts"])
+
+
+def cold_books(cold: ColdStore, symbol: str, t0: int, t1: int) -> list[dict[str, Any]]:
+    """The cold tier's snapshots of a symbol with t0 <= ts < t1, oldest first."""
+    if t1 <= t0:
+        return []
+    first, last = date_of(t0), date_of(t1 - 1)
+    dates = sorted(n.removeprefix("date=") for n in cold.names(cold.join("books", f"symbol={symbol}"))
+                   if n.startswith("date=") and first <= n.removeprefix("date=") <= last)
+    books = []
+    for date in dates:
+        table = read_books(cold, symbol, date)
+        ts = table.column("ts").to_numpy()
+        keep = (ts >= t0) & (ts < t1)
+        levels = [_levels(table.column(name))[keep] for name in schema.BOOK.names[1:]]
+        books += [book_dict(*row) for row in zip(ts[keep], *levels)]
+    return books
+
+
+def _levels(column: pa.ChunkedArray) -> np.ndarray:
+    """A fixed-size list column of book levels as an (n, BOOK_LEVELS) array."""
+    values = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return values.reshape(-1, schema.BOOK_LEVELS)
 
 
 def checked_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ archived (e.g. by a run that died before its watermark) is dropped by its seq, c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +31,7 @@ from fractal_assets.cold.parquet import (
 )
 from fractal_assets.cold.store import PART_RE, ColdStore
 from fractal_assets.hot.store import HotRecords, HotStore
+from fractal_assets.market.arrays import arrow
 from fractal_assets.market.calendar import DAY_MS, SymbolDay, day_start_ms
 
 
@@ -67,8 +68,17 @@ DATASETS = {
 
 
 def hot_table(records: np.ndarray, seq: np.ndarray, schema: pa.Schema = TICK_SCHEMA) -> pa.Table:
-    """Hot-tier records as a table of a cold-tier schema (the records' fields plus ``seq``)."""
-    return pa.table({**{name: records[name] for name in records.dtype.names}, "seq": seq}, schema=schema)
+    """Records as a table of a cold-tier schema (the records' fields plus ``seq``)."""
+    return columns_table({name: records[name] for name in records.dtype.names}, seq, schema)
+
+
+def columns_table(columns: Mapping[str, np.ndarray], seq: np.ndarray, schema: pa.Schema = TICK_SCHEMA) -> pa.Table:
+    """Columns as a table of a cold-tier schema (plus ``seq``); a column of fixed-size arrays (a
+    book's levels) becomes a fixed-size list column."""
+    arrays = {**columns, "seq": seq}
+    return pa.Table.from_arrays([arrow(arrays[name].astype(field.type.to_pandas_dtype(), copy=False))
+                                 if not pa.types.is_fixed_size_list(field.type) else arrow(arrays[name])
+                                 for name, field in zip(schema.names, schema)], schema=schema)
 
 
 def merge_by_seq(existing: pa.Table, new: pa.Table) -> pa.Table:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from fractal_assets.cold.parquet import encodings_for, part_files, read_part, write_atomic
+from fractal_assets.cold.parquet import encodings_for, part_files, part_number, read_part, write_atomic
 from fractal_assets.cold.store import PART_RE, ColdStore, FileVersion
 
 SORT_KEYS: dict[str, list[str]] = {"seq": ["ts", "seq"], "timestamp": ["timestamp"], "ts": ["ts"]}
@@ -51,10 +51,6 @@ def merge_parts(tables: list[pa.Table]) -> pa.Table:
     _, last = np.unique(values, return_index=True)
     rows = merged.take(np.sort(len(values) - 1 - last))
     return rows.sort_by([(c, "ascending") for c in SORT_KEYS[key]])
-
-
-def part_number(path: str) -> int:
-    return int(PART_RE.match(path.rsplit("/", 1)[-1])[1])
 
 
 def part0_version(cold: ColdStore, directory: str) -> FileVersion | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from fractal_assets.market.arrays import values as column_values
 from fractal_assets.market.decimals import exact_scale, unscaled
 
 PRECISION = 18
@@ -51,9 +52,9 @@ def encode(table: pa.Table, encodings: dict[str, str]) -> tuple[pa.Table, dict[s
     """Every float64 column that is exact at some scale as a decimal, with its encoding."""
     encodings = dict(encodings)
     for index, field in enumerate(table.schema):
-        if not pa.types.is_float64(field.type):
+        if not pa.types.is_float64(field.type) or table.column(index).null_count:
             continue
-        values = table.column(index).to_numpy()
+        values = column_values(table.column(index), np.float64)
         scale = exact_scale(values)
         if scale is not None:
             table = table.set_column(index, field.name, to_decimal(values, scale))

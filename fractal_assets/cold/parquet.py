@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from fractal_assets.cold import decimals
 from fractal_assets.cold.store import PART_RE, ColdStore
 from fractal_assets.market import schema
+from fractal_assets.market.arrays import arrow, values
 from fractal_assets.market.symbols import normalize_symbol
 
 ZSTD_LEVEL = 3
@@ -23,6 +24,7 @@ READ_ATTEMPTS = 3
 
 TICK_SCHEMA = schema.STORED_TICK.arrow
 QUOTE_SCHEMA = schema.STORED_QUOTE.arrow
+BOOK_SCHEMA = schema.STORED_BOOK.arrow
 
 TICK_ENCODINGS = {
     "ts": "DELTA_BINARY_PACKED",
@@ -68,9 +70,11 @@ def to_parquet(table: pa.Table, encodings: dict[str, str] | None = None) -> byte
     return sink.getvalue().to_pybytes()
 
 
-def write_atomic(cold: ColdStore, directory: str, table: pa.Table, encodings: dict[str, str] | None = None) -> str:
-    """Replace part-0 of the partition at ``directory`` with ``table`` (see cold.store)."""
-    return cold.publish(directory, 0, to_parquet(table, encodings))
+def write_atomic(cold: ColdStore, directory: str, table: pa.Table, encodings: dict[str, str] | None = None,
+                 part: int = 0) -> str:
+    """Replace part ``part`` (part-0 by default) of the partition at ``directory`` with ``table``
+    (see cold.store)."""
+    return cold.publish(directory, part, to_parquet(table, encodings))
 
 
 def part_files(cold: ColdStore, directory: str) -> list[str]:
@@ -83,6 +87,16 @@ def part_files(cold: ColdStore, directory: str) -> list[str]:
             if generation >= newest.get(part, (-1, ""))[0]:
                 newest[part] = (generation, name)
     return [f"{directory}/{newest[part][1]}" for part in sorted(newest)]
+
+
+def part_number(path: str) -> int:
+    """The N of a ``part-N`` file."""
+    return int(PART_RE.match(path.rsplit("/", 1)[-1])[1])
+
+
+def next_part(cold: ColdStore, directory: str) -> int:
+    """The number after the partition's highest part (0 for a partition with none)."""
+    return max((part_number(p) + 1 for p in part_files(cold, directory)), default=0)
 
 
 def read_partition(cold: ColdStore, directory: str, schema: pa.Schema) -> pa.Table:
@@ -100,8 +114,10 @@ def read_partition(cold: ColdStore, directory: str, schema: pa.Schema) -> pa.Tab
 
 
 def _read_parts(cold: ColdStore, parts: list[str], schema: pa.Schema) -> pa.Table:
+    """The parts as one table; none is an empty table (made from no batches: ``empty_table``
+    goes through pyarrow's pandas layer, see market.arrays)."""
     if not parts:
-        return schema.empty_table()
+        return pa.Table.from_batches([], schema=schema)
     return pa.concat_tables([read_part(cold, p).select(schema.names).cast(schema) for p in parts])
 
 
@@ -129,14 +145,19 @@ def unique_order(ts: np.ndarray, seq: np.ndarray) -> np.ndarray | None:
 
 def unique_ticks(table: pa.Table) -> pa.Table:
     """Ticks sorted by (ts, seq) with each arrival number once."""
-    order = unique_order(table.column("ts").to_numpy(), table.column("seq").to_numpy())
-    return table if order is None else table.take(order)
+    order = unique_order(values(table.column("ts"), np.int64), values(table.column("seq"), np.int64))
+    return table if order is None else table.take(arrow(order))
 
 
-def write_ticks(cold: ColdStore, symbol: str, date: str, table: pa.Table) -> str:
-    """Write one symbol-day of ticks, sorted by (ts, seq)."""
-    ordered = table.select(TICK_SCHEMA.names).cast(TICK_SCHEMA).sort_by([("ts", "ascending"), ("seq", "ascending")])
-    return write_atomic(cold, tick_partition(cold, symbol, date), ordered, TICK_ENCODINGS)
+def sorted_by_time(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A table of records in ``schema``, sorted by (ts, seq) (each seq once) unless it already is."""
+    return unique_ticks(table.select(schema.names).cast(schema))
+
+
+def write_ticks(cold: ColdStore, symbol: str, date: str, table: pa.Table, part: int = 0) -> str:
+    """Write one symbol-day of ticks (or one part of them), sorted by (ts, seq)."""
+    return write_atomic(cold, tick_partition(cold, symbol, date), sorted_by_time(table, TICK_SCHEMA), TICK_ENCODINGS,
+                        part)
 
 
 def read_ticks(cold: ColdStore, symbol: str, date: str) -> pa.Table:
@@ -145,12 +166,23 @@ def read_ticks(cold: ColdStore, symbol: str, date: str) -> pa.Table:
     return unique_ticks(read_partition(cold, tick_partition(cold, symbol, date), TICK_SCHEMA))
 
 
-def write_quotes(cold: ColdStore, symbol: str, date: str, table: pa.Table) -> str:
-    """Write one symbol-day of quotes, sorted by (ts, seq)."""
-    ordered = table.select(QUOTE_SCHEMA.names).cast(QUOTE_SCHEMA).sort_by([("ts", "ascending"), ("seq", "ascending")])
-    return write_atomic(cold, tick_partition(cold, symbol, date, "quotes"), ordered, QUOTE_ENCODINGS)
+def write_quotes(cold: ColdStore, symbol: str, date: str, table: pa.Table, part: int = 0) -> str:
+    """Write one symbol-day of quotes (or one part of them), sorted by (ts, seq)."""
+    return write_atomic(cold, tick_partition(cold, symbol, date, "quotes"), sorted_by_time(table, QUOTE_SCHEMA),
+                        QUOTE_ENCODINGS, part)
 
 
 def read_quotes(cold: ColdStore, symbol: str, date: str) -> pa.Table:
     """One symbol-day of archived quotes (empty when the feed had none)."""
     return read_partition(cold, tick_partition(cold, symbol, date, "quotes"), QUOTE_SCHEMA)
+
+
+def write_books(cold: ColdStore, symbol: str, date: str, table: pa.Table, part: int = 0) -> str:
+    """Write one symbol-day of order-book snapshots (or one part of them), sorted by (ts, seq)."""
+    return write_atomic(cold, tick_partition(cold, symbol, date, "books"), sorted_by_time(table, BOOK_SCHEMA),
+                        None, part)
+
+
+def read_books(cold: ColdStore, symbol: str, date: str) -> pa.Table:
+    """One symbol-day of archived order-book snapshots (empty when there are none), each once."""
+    return unique_ticks(read_partition(cold, tick_partition(cold, symbol, date, "books"), BOOK_SCHEMA))

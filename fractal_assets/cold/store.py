@@ -25,12 +25,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from fractal_assets.filemodes import create_file, make_dirs
+
+if TYPE_CHECKING:
+    import duckdb
 
 PART_RE = re.compile(r"^part-(\d+)(?:\.g(\d{20}))?\.parquet$")
 """A part file: part number, and on object stores the generation (write time in ns)."""
@@ -227,6 +230,8 @@ def open_cold(location: str) -> ColdStore:
 def duckdb_for(store: ColdStore) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection that reads the store's files: an object store is registered as an
     fsspec filesystem, so DuckDB needs no extension download."""
+    import duckdb
+
     con = duckdb.connect()
     if not store.local:
         con.register_filesystem(store.fs)

@@ -44,18 +44,13 @@ def partitions_with_data(store: HotStore, cold: ColdStore) -> list[SymbolDay]:
     return sorted((d for d in days if in_range(d.date)), key=lambda d: (d.symbol, d.date))
 
 
-def dagster_home(config: Config) -> Path:
-    """DAGSTER_HOME when set, else ``{data_dir}/dagster``: the instance `make demo`'s UI reads."""
-    return Path(os.environ.get("DAGSTER_HOME") or config.data_dir / "dagster")
-
-
 def cli_instance(config: Config) -> DagsterInstance:
     """The instance at ``dagster_home``, its dagster.yaml written from the template when missing.
 
     Two commands starting at once on a new home would both create its SQLite schemas
     (and one fail): the first creates them under a file lock, the second then finds them.
     """
-    home = dagster_home(config)
+    home = config.dagster_home
     filemodes.make_dirs(home)
     with open(home / ".fractal-create.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

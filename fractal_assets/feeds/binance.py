@@ -14,8 +14,8 @@ from __future__ import annotations
 import gzip
 import json
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
@@ -23,10 +23,20 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from fractal_assets.feeds.csv_blocks import READ_ERRORS, unreadable_rest
 from fractal_assets.feeds.errors import FeedFormatError
 from fractal_assets.ingest.validation import UNPARSEABLE
 from fractal_assets.market.orderbook import SNAPSHOT_MS, OrderBook, bucket_end, parse_levels
-from fractal_assets.market.ticks import BUY, SELL, BookSnapshot, FeedChunk, RawQuotes, RawTrades, Rejection
+from fractal_assets.market.ticks import (
+    BUY,
+    SELL,
+    BookSnapshot,
+    FeedChunk,
+    RawQuotes,
+    RawTrades,
+    Rejection,
+    with_originals,
+)
 
 BOOK_LEVELS = 10
 WAITING_UPDATES = 1000
@@ -49,13 +59,22 @@ def read(path: Path, chunk_rows: int, follow: bool) -> Iterator[FeedChunk]:
 
 
 def _chunks(path: Path, chunk_rows: int) -> Iterator[FeedChunk]:
+    """Chunks of lines; a damaged gzip stream ends the file with a rejection of the rest."""
     depth = DepthSync()
     seq = 0
     with _open_text(path) as handle:
-        for lines in iter(lambda: list(islice(handle, chunk_rows)), []):
+        while True:
+            try:
+                lines = list(islice(handle, chunk_rows))
+            except READ_ERRORS as err:
+                yield FeedChunk(last_seq=seq, rejections=[unreadable_rest(seq, err)])
+                seq += 1
+                break
+            if not lines:
+                break
             yield _parse_chunk(lines, seq, depth)
             seq += len(lines)
-    last = depth.finish()
+    last = depth.finish(seq - 1)
     if last:
         yield FeedChunk(last_seq=seq - 1, books=last)
 
@@ -83,15 +102,20 @@ def _parse_chunk(lines: list[str], first_seq: int, depth: DepthSync) -> FeedChun
         try:
             _route(seq, line, rows, depth)
         except PARSE_ERRORS as err:
-            rejections.append(Rejection(seq, UNPARSEABLE, f"not a Binance feed message: {err!r}"[:200], _raw(line)))
-    trades, bad_trades = _parsed(rows.trades, TRADE_COLUMNS, ("ts", "price", "volume"), lines, first_seq)
-    quotes, bad_quotes = _parsed(rows.quotes, QUOTE_COLUMNS, ("bid", "ask", "bid_size", "ask_size"), lines, first_seq)
+            rejections.append(Rejection(seq, UNPARSEABLE, f"not a Binance feed message: {err!r}"[:200]))
+    trades, bad_trades = _parsed(rows.trades, TRADE_COLUMNS, ("ts", "price", "volume"))
+    quotes, bad_quotes = _parsed(rows.quotes, QUOTE_COLUMNS, ("bid", "ask", "bid_size", "ask_size"))
+
+    def originals(seqs: Sequence[int]) -> list[str | bytes]:
+        return [lines[s - first_seq].rstrip("\r\n") for s in seqs]
+
     return FeedChunk(
         last_seq=first_seq + len(lines) - 1,
         trades=_trades(trades),
         quotes=_quotes(quotes),
         books=rows.books,
-        rejections=sorted(rejections + bad_trades + bad_quotes, key=lambda r: r.seq),
+        rejections=with_originals(sorted(rejections + bad_trades + bad_quotes, key=lambda r: r.seq), originals),
+        originals=originals,
     )
 
 
@@ -101,7 +125,7 @@ def _route(seq: int, line: str, rows: _Rows, depth: DepthSync) -> None:
     local_ns = int(local)
     message = json.loads(text)
     if "lastUpdateId" in message:
-        rows.books += depth.on_snapshot(message)
+        rows.books += _cut_at(seq, depth.on_snapshot(message))
         return
     data = message["data"] if "stream" in message else message
     kind = data.get("e") or ("bookTicker" if BOOK_TICKER_KEYS <= data.keys() else None)
@@ -110,13 +134,18 @@ def _route(seq: int, line: str, rows: _Rows, depth: DepthSync) -> None:
     elif kind == "bookTicker":
         rows.quotes.append((seq, local_ns, *(data[f] for f in QUOTE_FIELDS)))
     elif kind == "depthUpdate":
-        rows.books += depth.on_update(DepthUpdate.parse(data))
+        rows.books += _cut_at(seq, depth.on_update(DepthUpdate.parse(data)))
     else:
         raise ValueError(f"unknown message kind {kind!r}")
 
 
+def _cut_at(seq: int, books: list[BookSnapshot]) -> list[BookSnapshot]:
+    """Books cut after the line numbered ``seq``."""
+    return [replace(book, seq=seq) for book in books]
+
+
 def _parsed(
-    rows: list[tuple[Any, ...]], columns: tuple[str, ...], numeric: tuple[str, ...], lines: list[str], first_seq: int
+    rows: list[tuple[Any, ...]], columns: tuple[str, ...], numeric: tuple[str, ...]
 ) -> tuple[pd.DataFrame, list[Rejection]]:
     """Rows as a frame with ``numeric`` columns as floats, without (but rejecting) rows where one is not a number."""
     frame = pd.DataFrame(rows, columns=list(columns))
@@ -124,14 +153,7 @@ def _parsed(
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(np.float64)
     bad = frame[list(numeric)].isna().any(axis=1).to_numpy()
     detail = f"{', '.join(numeric)} must be numbers"
-    rejections = [
-        Rejection(int(seq), UNPARSEABLE, detail, _raw(lines[seq - first_seq])) for seq in frame["seq"].to_numpy()[bad]
-    ]
-    return frame[~bad], rejections
-
-
-def _raw(line: str) -> str:
-    return line.rstrip("\r\n")[:500]
+    return frame[~bad], [Rejection(int(seq), UNPARSEABLE, detail) for seq in frame["seq"].to_numpy()[bad]]
 
 
 def _symbols(frame: pd.DataFrame) -> np.ndarray:
@@ -236,9 +258,9 @@ class DepthSync:
         self.update_id, self.pending = update.last_id, True
         return closed
 
-    def finish(self) -> list[BookSnapshot]:
-        """The last bucket's snapshot, once the file has ended."""
-        return [self._snapshot(self.book)] if self.book is not None and self.pending else []
+    def finish(self, last_seq: int) -> list[BookSnapshot]:
+        """The last bucket's snapshot, once the file has ended (after line ``last_seq``)."""
+        return _cut_at(last_seq, [self._snapshot(self.book)]) if self.book is not None and self.pending else []
 
     def _close_bucket(self, book: OrderBook, bucket: int) -> list[BookSnapshot]:
         closed = [self._snapshot(book)] if self.pending and bucket > self.bucket else []

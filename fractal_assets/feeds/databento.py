@@ -23,11 +23,13 @@ import databento_dbn as dbn
 import numpy as np
 import zstandard
 
+from fractal_assets.feeds.csv_blocks import unreadable_rest
 from fractal_assets.feeds.errors import FeedFormatError
 from fractal_assets.ingest.validation import UNPARSEABLE
 from fractal_assets.market.ticks import BUY, SELL, FeedChunk, RawTrades, Rejection
 
 READ_BYTES = 1 << 20
+DECODE_ERRORS = (dbn.DBNError, zstandard.ZstdError, OSError, EOFError)
 MBO_DTYPE = np.dtype(dbn.MBOMsg._dtypes)
 """An MBO record's binary layout, as databento_dbn itself describes it."""
 
@@ -47,34 +49,43 @@ def _open(path: Path) -> IO[bytes]:
 
 
 def _chunks(path: Path, chunk_rows: int) -> Iterator[FeedChunk]:
-    """Decode the file block by block and cut its records into chunks of exactly ``chunk_rows``."""
+    """Decode the file block by block and cut its records into chunks of exactly ``chunk_rows``.
+
+    A file that is not DBN from the start is refused; one that breaks off
+    later (bad bytes, a cut zstd stream) ends with a rejection of the rest.
+    """
     decoder = dbn.DBNDecoder()
-    symbols = _Symbols({}, path.name.split(".")[0].split("-")[0].upper())
+    symbols: _Symbols | None = None
     pending: list[Any] = []
     seq = 0
+    failure: BaseException | None = None
     with _open(path) as stream:
-        for block in iter(lambda: stream.read(READ_BYTES), b""):
-            decoder.write(block)
-            records = _decode(decoder, path)
+        while True:
+            try:
+                block = stream.read(READ_BYTES)
+                if not block:
+                    break
+                decoder.write(block)
+                records = decoder.decode()
+            except DECODE_ERRORS as err:
+                if symbols is None:
+                    raise FeedFormatError(f"{path} is not valid DBN: {err}") from None
+                failure = err
+                break
             if records and isinstance(records[0], dbn.Metadata):
-                symbols = _symbols(records.pop(0), path, symbols.fallback)
+                symbols = _symbols(records.pop(0), path, path.name.split(".")[0].split("-")[0].upper())
             pending += records
-            while len(pending) >= chunk_rows:
+            while len(pending) >= chunk_rows and symbols is not None:
                 yield _chunk(pending[:chunk_rows], seq, symbols)
                 pending, seq = pending[chunk_rows:], seq + chunk_rows
-    if pending:
+    if pending and symbols is not None:
         yield _chunk(pending, seq, symbols)
         seq += len(pending)
     leftover = len(decoder.buffer())
-    if leftover:
+    if failure is not None:
+        yield FeedChunk(seq, rejections=[unreadable_rest(seq, failure)])
+    elif leftover:
         yield FeedChunk(seq, rejections=[Rejection(seq, UNPARSEABLE, f"file ends inside a record ({leftover} bytes)")])
-
-
-def _decode(decoder: dbn.DBNDecoder, path: Path) -> list[Any]:
-    try:
-        return decoder.decode()
-    except dbn.DBNError as err:
-        raise FeedFormatError(f"{path} is not valid DBN: {err}") from err
 
 
 @dataclass(frozen=True)
@@ -117,4 +128,5 @@ def _chunk(records: list[Any], first_seq: int, symbols: _Symbols) -> FeedChunk:
         volume=mbo["size"].astype(np.float64),
         side=np.select([side == b"B", side == b"A", side == b"N"], [float(BUY), float(SELL), np.nan], 0.0),
     )
-    return FeedChunk(last_seq=first_seq + len(records) - 1, trades=trades)
+    return FeedChunk(last_seq=first_seq + len(records) - 1, trades=trades,
+                     originals=lambda seqs: [bytes(records[s - first_seq]) for s in seqs])

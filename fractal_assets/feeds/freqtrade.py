@@ -17,15 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
 from fractal_assets.feeds.errors import FeedFormatError
-from fractal_assets.feeds.generic import frame_to_chunk
+from fractal_assets.feeds.generic import trades_chunk
+from fractal_assets.feeds.timestamps import TsParser
 from fractal_assets.ingest.validation import UNPARSEABLE
-from fractal_assets.market.ticks import FeedChunk, Rejection
+from fractal_assets.market.ticks import FeedChunk, Rejection, with_originals
 
 COLUMNS = ("ts", "id", "type", "side", "price", "volume", "cost")
 """freqtrade's row layout, named as the generic parser expects."""
+GENERIC = {"ts": 0, "side": 3, "price": 4, "volume": 5}
+"""Generic column -> position in a freqtrade row."""
+TS_UNIT = "ms"
 
 
 def read(path: Path, chunk_rows: int, follow: bool) -> Iterator[FeedChunk]:
@@ -42,32 +46,45 @@ def _symbol_of(path: Path) -> str:
 
 def _load(path: Path) -> list[Any]:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        try:
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
             rows = json.load(handle)
-        except ValueError as err:
-            raise FeedFormatError(f"{path} is not a JSON document: {err}") from err
+    except ValueError as err:
+        raise FeedFormatError(f"{path} is not a JSON document: {str(err)[:200]}") from None
+    except (OSError, EOFError) as err:
+        raise FeedFormatError(f"cannot read {path}: {err}") from None
     if not isinstance(rows, list):
         raise FeedFormatError(f"{path} holds a JSON {type(rows).__name__}, not freqtrade's array of trades")
     return rows
 
 
 def _chunks(rows: list[Any], symbol: str, chunk_rows: int) -> Iterator[FeedChunk]:
+    times = TsParser(TS_UNIT)
     for start in range(0, len(rows), chunk_rows):
-        yield _chunk(rows[start : start + chunk_rows], symbol, start)
+        yield _chunk(rows[start : start + chunk_rows], symbol, start, times)
 
 
-def _chunk(rows: list[Any], symbol: str, first_seq: int) -> FeedChunk:
+def _column(rows: list[list[Any]], position: int) -> pa.Array:
+    """One field of every row: typed when the values agree, else as text (parsed cell by cell)."""
+    values = [row[position] for row in rows]
+    try:
+        return pa.array(values)
+    except (pa.ArrowException, TypeError, ValueError):
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+
+def _chunk(rows: list[Any], symbol: str, first_seq: int, times: TsParser) -> FeedChunk:
     """Well-shaped rows through the generic parser (which rejects non-numeric cells), the others rejected here."""
     seq = np.arange(first_seq, first_seq + len(rows), dtype=np.int64)
     shaped = np.fromiter((isinstance(r, list) and len(r) == len(COLUMNS) for r in rows), dtype=bool, count=len(rows))
-    frame = pd.DataFrame(list(compress(rows, shaped)), columns=list(COLUMNS))
-    frame["symbol"] = symbol
-    chunk = frame_to_chunk(frame[["ts", "symbol", "price", "volume", "side"]], seq[shaped])
+    good = list(compress(rows, shaped))
+    table = pa.table({"symbol": pa.array([symbol] * len(good), pa.string()),
+                      **{name: _column(good, position) for name, position in GENERIC.items()}})
+    chunk = trades_chunk(table, seq[shaped], times)
     detail = f"not a list of {len(COLUMNS)} fields"
-    misshapen = [
-        Rejection(int(s), UNPARSEABLE, detail, json.dumps(rows[s - first_seq])[:500], symbol) for s in seq[~shaped]
-    ]
+    misshapen = [Rejection(int(s), UNPARSEABLE, detail, symbol=symbol) for s in seq[~shaped]]
     chunk.rejections = sorted(chunk.rejections + misshapen, key=lambda r: r.seq)
     chunk.last_seq = int(seq[-1])
+    chunk.originals = lambda seqs: [json.dumps(rows[s - first_seq]) for s in seqs]
+    chunk.rejections = with_originals(chunk.rejections, chunk.originals)
     return chunk

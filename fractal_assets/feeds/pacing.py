@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -126,9 +126,7 @@ def _slices(chunk: FeedChunk, pacer: Pacer) -> Iterator[FeedChunk]:
 
 def _rows(records: RawTrades | RawQuotes | None, start: int, end: int) -> RawTrades | RawQuotes | None:
     """Rows start..end of a feed's columns."""
-    if records is None:
-        return None
-    return type(records)(**{f.name: getattr(records, f.name)[start:end] for f in fields(records)})
+    return None if records is None else records.take(slice(start, end))
 
 
 def _running_max(ts: np.ndarray) -> np.ndarray:

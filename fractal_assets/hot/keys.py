@@ -64,6 +64,18 @@ class Keys:
         """Hash: how far the source got (every record up to ``handled`` is stored or rejected)."""
         return f"{self.prefix}ckpt:source:{self._source_tag(source_id)}"
 
+    def content(self, source_id: str) -> str:
+        """Hash: the content of a file source as last read (``path``, ``bytes``, ``digest``)."""
+        return f"{self.prefix}content:{self._source_tag(source_id)}"
+
+    def contents_by_digest(self) -> str:
+        """Hash: digest of a content read -> the source id it belongs to."""
+        return f"{self.prefix}contents:digest"
+
+    def contents_by_path(self) -> str:
+        """Hash: absolute path -> the source id of the content last read there."""
+        return f"{self.prefix}contents:path"
+
     def imports(self) -> str:
         """Hash: imported file id -> its index, which fixes its arrival-number range."""
         return f"{self.prefix}imports"

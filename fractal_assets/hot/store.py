@@ -10,7 +10,7 @@ ordered so that a process killed between two of them resumes exactly: see
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,8 @@ from fractal_assets.ingest.validation import SymbolState
 from fractal_assets.market.ticks import QUOTE_DTYPE, TICK_DTYPE, BookSnapshot, Rejection
 
 DEAD_LETTER_MAXLEN = 1_000_000
+RAW_LIMIT = 4096
+"""Characters (bytes, for a binary record) of a rejected record kept in its dead letter."""
 DEAD_LETTERS_PER_WRITE = 10_000
 """Rejections per guarded write: about 18 arguments each keeps one EVAL far below the
 1,048,576 arguments Redis 6.2 accepts in a command."""
@@ -34,6 +36,7 @@ BOOK_MAXLEN = 72_000
 archived (their top of book is, as quotes), so the stream is capped, not trimmed on archive."""
 NOTHING = -1
 LIVE_BARS_FIELD = "live_bars"
+SOURCE_FIELDS = ("handled", "rejected", "imported")
 WATERMARKS = ("src", "qsrc", "book")
 """Per-source checkpoint fields of a symbol: ticks, quotes and books stored, in the order a
 symbol's write picks its guard from."""
@@ -76,6 +79,9 @@ class SymbolCheckpoint:
     """Quotes of this symbol ever stored."""
     quote_source_seq: int
     """Highest sequence number of the source stored among this symbol's quotes, or NOTHING."""
+    first_source_seq: int = NOTHING
+    """Lowest sequence number of the source stored among this symbol's ticks, or NOTHING: with
+    ``source_seq`` it bounds what ingest stored, so an import of the same file stores the rest."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,8 @@ class SourceCheckpoint:
     """Every record up to this sequence is stored or rejected: a restart reads on from here."""
     rejected: int = NOTHING
     """Rejections of records up to this sequence are in the dead-letter stream."""
+    imported: int = NOTHING
+    """Every record up to this sequence was handled by ``fractal import`` (written by import only)."""
 
 
 @dataclass
@@ -137,6 +145,8 @@ class Block:
     """Arrival number of the first record among the symbol's records of this kind."""
     source_seq: int
     """Highest source sequence number in the block."""
+    first_source_seq: int | None = None
+    """Set on the first block of a symbol's ticks from a source: its lowest source sequence number."""
 
 
 STREAM_DTYPES = {"ticks": TICK_DTYPE, "quotes": QUOTE_DTYPE}
@@ -189,13 +199,23 @@ class HotStore:
                 book_ts=int(h.get(f"book:{source_id}", NOTHING)),
                 quote_count=int(h.get("quote_count", 0)),
                 quote_source_seq=int(h.get(f"qsrc:{source_id}", NOTHING)),
+                first_source_seq=int(h.get(f"first:{source_id}", NOTHING)),
             )
         return out
 
     def source_checkpoint(self, source_id: str) -> SourceCheckpoint:
         """Saved progress of a source (NOTHING where it never ran)."""
-        raw = self.client.hgetall(self.keys.source_checkpoint(source_id))
-        return SourceCheckpoint(**{k.decode(): int(v) for k, v in raw.items()})
+        raw = {k.decode(): int(v) for k, v in self.client.hgetall(self.keys.source_checkpoint(source_id)).items()}
+        return SourceCheckpoint(**{f: raw[f] for f in SOURCE_FIELDS if f in raw})
+
+    def mark_imported(self, source_id: str, through: int) -> None:
+        """Record that ``fractal import`` handled every record of a source up to ``through``: a
+        later ingest of the same content reads on after it, a later import skips it."""
+        done = self.source_checkpoint(source_id)
+        self.client.hset(self.keys.source_checkpoint(source_id), mapping={
+            "imported": max(done.imported, through), "handled": max(done.handled, through),
+            "rejected": max(done.rejected, through),
+        })
 
     def commit(
         self,
@@ -285,6 +305,8 @@ class HotStore:
                 ))
                 marks[block.symbol][f"{src}:{source_id}"] = block.source_seq
                 marks[block.symbol][count] = block.seq0 + len(block.records)
+                if block.first_source_seq is not None:
+                    marks[block.symbol][f"first:{source_id}"] = block.first_source_seq
         for book in books:
             commands[book.symbol].append((
                 "XADD", self.keys.order_book(book.symbol), "MAXLEN", "~", BOOK_MAXLEN, "*",
@@ -316,12 +338,13 @@ class HotStore:
 
     def _advance_source(self, source_id: str, progress: SourceCheckpoint) -> None:
         """Step 3 of a commit: the source checkpoint, one HSET (atomic and idempotent)."""
-        self.client.hset(self.keys.source_checkpoint(source_id), mapping=asdict(progress))
+        self.client.hset(self.keys.source_checkpoint(source_id),
+                         mapping={"handled": progress.handled, "rejected": progress.rejected})
 
     def _letter_commands(self, source_id: str, rejections: list[Rejection]) -> list[Command]:
         """Append rejections to the dead-letter stream."""
         return [("XADD", self.keys.dead_letter(), "MAXLEN", "~", DEAD_LETTER_MAXLEN, "*", "reason", r.reason,
-                 "detail", r.detail, "source", source_id, "seq", r.seq, "symbol", r.symbol, "raw", r.raw[:4096])
+                 "detail", r.detail, "source", source_id, "seq", r.seq, "symbol", r.symbol, "raw", r.raw[:RAW_LIMIT])
                 for r in rejections]
 
     def _count_commands(self, source_id: str, rejections: list[Rejection]) -> list[Command]:

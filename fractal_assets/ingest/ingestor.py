@@ -31,7 +31,7 @@ from fractal_assets.ingest import live_vpin
 from fractal_assets.ingest.live_bars import LiveBars
 from fractal_assets.ingest.live_vpin import LiveVpin
 from fractal_assets.ingest.metrics import PUSH_EVERY_S, IngestMetrics
-from fractal_assets.ingest.validation import BAD_QUOTE, Bounds, SymbolState, normalize_symbols, validate
+from fractal_assets.ingest.validation import Bounds, SymbolState, normalize_symbols, validate, validate_quotes
 from fractal_assets.market.ticks import (
     QUOTE_DTYPE,
     TICK_DTYPE,
@@ -40,6 +40,7 @@ from fractal_assets.market.ticks import (
     RawQuotes,
     RawTrades,
     Rejection,
+    with_originals,
 )
 
 
@@ -54,6 +55,8 @@ class IngestReport:
     books: int = 0
     quotes: int = 0
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    """What the feed found out about the file (e.g. the unit of its timestamps)."""
 
     @property
     def total_accepted(self) -> int:
@@ -155,6 +158,7 @@ class Ingestor:
         self._states: dict[str, SymbolState] = {}
         self._counts: dict[str, int] = {}
         self._stored_seq: dict[str, int] = {}
+        self._first_seq: dict[str, int] = {}
         self._book_ts: dict[str, int] = {}
         self._quote_counts: dict[str, int] = {}
         self._quote_seq: dict[str, int] = {}
@@ -163,14 +167,17 @@ class Ingestor:
         self._vpin: dict[str, LiveVpin] = {}
         self._rejections: list[Rejection] = []
         self._books: list[BookSnapshot] = []
-        self._last_seq = NOTHING
         self._resume = self.redis.call(store.source_checkpoint, source_id)
+        self._last_seq = self._resume.handled
+        """Progress never moves back: a rerun that skips everything keeps the checkpoint."""
         self._committed = self._resume
         symbols = self.redis.call(store.symbols)
         for symbol, ckpt in self.redis.call(store.checkpoints, symbols, source_id).items():
             self._states[symbol] = ckpt.state
             self._counts[symbol] = ckpt.count
             self._stored_seq[symbol] = ckpt.source_seq
+            if ckpt.first_source_seq != NOTHING:
+                self._first_seq[symbol] = ckpt.first_source_seq
             self._book_ts[symbol] = ckpt.book_ts
             self._quote_counts[symbol] = ckpt.quote_count
             self._quote_seq[symbol] = ckpt.quote_source_seq
@@ -203,13 +210,16 @@ class Ingestor:
 
     def _ingest_chunk(self, chunk: FeedChunk, pacer: "_Pacer", progress: ProgressFn | None) -> None:
         """Validate a chunk and commit what is due; an empty one flushes everything pending."""
-        if not (_records(chunk) or chunk.rejections):
+        self.report.notes += [n for n in chunk.notes if n not in self.report.notes]
+        if not chunk.handled():
             self._flush_all()
             self.live_bars.idle()
             return
         if chunk.last_seq <= self._resume.handled:
-            self.report.skipped += _records(chunk)
+            self.report.skipped += chunk.handled()
             return
+        chunk, done = chunk.after(self._resume.handled)
+        self.report.skipped += done
         delay = pacer.delay(chunk)
         if delay > 0:
             self._flush_all()
@@ -228,54 +238,45 @@ class Ingestor:
                 self._push_metrics()
 
     def _accept(self, chunk: FeedChunk, received: float) -> None:
-        self._rejections += [r for r in chunk.rejections if r.seq > self._resume.rejected]
+        """Queue a chunk's records; its feed's rejections carry their originals, validation's
+        get them here."""
+        rejections: list[Rejection] = []
         if chunk.trades is not None and len(chunk.trades):
-            self._accept_trades(chunk.trades, received)
+            rejections += self._accept_trades(chunk.trades, received)
         if chunk.quotes is not None and len(chunk.quotes):
-            self._accept_quotes(chunk.quotes)
+            rejections += self._accept_quotes(chunk.quotes)
         self._accept_books(chunk.books)
+        rejections = chunk.rejections + with_originals(rejections, chunk.originals)
+        self._rejections += sorted((r for r in rejections if r.seq > self._resume.rejected), key=lambda r: r.seq)
         self._last_seq = chunk.last_seq
 
-    def _accept_trades(self, trades: RawTrades, received: float) -> None:
+    def _accept_trades(self, trades: RawTrades, received: float) -> list[Rejection]:
         if trades.seq[0] <= self._replay_through:
             trades = self._drop_stored(trades)
         accepted, rejections = validate(trades, self._states, self.config.ts_tolerance_ms, self.bounds)
-        self._rejections += [r for r in rejections if r.seq > self._resume.rejected]
         for v in accepted:
             self._counts.setdefault(v.symbol, 0)
             self._pending.setdefault(v.symbol, _Pending()).add(v.ticks, v.seq, received)
+        return rejections
 
     def _drop_stored(self, trades: RawTrades) -> RawTrades:
         """Rows an earlier run already stored for their symbol."""
-        codes, names, _ = normalize_symbols(trades.symbol)
+        codes, names, _ = normalize_symbols(trades.symbol, trades.symbol_codes)
         stored = np.array([self._stored_seq.get(n, NOTHING) for n in names], dtype=np.int64)[codes]
         keep = trades.seq > stored
         self.report.skipped += int((~keep).sum())
         return trades.take(keep)
 
-    def _accept_quotes(self, quotes: RawQuotes) -> None:
-        """Queue valid quotes for the next commit; reject crossed, non-positive, too high
-        (``FRACTAL_MAX_PRICE``) or unnamed ones."""
-        codes, symbols, ok = normalize_symbols(quotes.symbol)
-        names = symbols[codes]
+    def _accept_quotes(self, quotes: RawQuotes) -> list[Rejection]:
+        """Queue valid quotes not stored before for the next commit; the invalid ones are rejected."""
+        codes, symbols, _ = normalize_symbols(quotes.symbol)
         stored = np.array([self._quote_seq.get(n, NOTHING) for n in symbols], dtype=np.int64)[codes]
         fresh = quotes.seq > stored
         self.report.skipped += int((~fresh).sum())
-        valid = (ok[codes] & np.isfinite(quotes.bid) & np.isfinite(quotes.ask) & (quotes.bid > 0)
-                 & (quotes.ask >= quotes.bid) & (quotes.ask <= self.bounds.max_price))
-        self._rejections += [
-            Rejection(int(quotes.seq[i]), BAD_QUOTE,
-                      f"quote needs a valid symbol and 0 < bid <= ask <= {self.bounds.max_price:g} (FRACTAL_MAX_PRICE)",
-                      f"{quotes.symbol[i]},{quotes.ts[i]},{quotes.bid[i]},{quotes.ask[i]}", str(names[i]))
-            for i in np.flatnonzero(fresh & ~valid) if quotes.seq[i] > self._resume.rejected
-        ]
-        keep = fresh & valid
-        for code in np.unique(codes[keep]):
-            rows = keep & (codes == code)
-            block = np.empty(int(rows.sum()), dtype=QUOTE_DTYPE)
-            for name in QUOTE_DTYPE.names:
-                block[name] = getattr(quotes, name)[rows]
-            self._pending_quotes.setdefault(symbols[code], []).append((block, quotes.seq[rows]))
+        accepted, rejections = validate_quotes(quotes.take(fresh), self.bounds)
+        for v in accepted:
+            self._pending_quotes.setdefault(v.symbol, []).append((v.quotes, v.seq))
+        return rejections
 
     def _accept_books(self, books: list[BookSnapshot]) -> None:
         fresh = [b for b in books if b.ts > self._book_ts.get(b.symbol, NOTHING)]
@@ -300,12 +301,14 @@ class Ingestor:
         received: list[tuple[float, int]] = []
         for symbol, pending in self._pending.items():
             for ticks, seqs, at in pending.cut(self.config.batch_size, take_rest):
-                blocks.append(Block(symbol, ticks, self._counts[symbol], int(seqs[-1])))
+                first = None if symbol in self._first_seq else self._first_seq.setdefault(symbol, int(seqs[0]))
+                blocks.append(Block(symbol, ticks, self._counts[symbol], int(seqs[-1]), first))
                 received.append((at, len(ticks)))
                 self._counts[symbol] += len(ticks)
         quote_blocks = self._quote_blocks()
         waiting = [p.first_seq() for p in self._pending.values() if p.count]
-        progress = SourceCheckpoint(handled=min(waiting) - 1 if waiting else self._last_seq, rejected=self._last_seq)
+        progress = SourceCheckpoint(handled=min(waiting) - 1 if waiting else self._last_seq,
+                                    rejected=max(self._last_seq, self._resume.rejected))
         if not (blocks or quote_blocks or self._rejections or self._books) and progress == self._committed:
             return
         self.redis.call(
@@ -395,10 +398,6 @@ class Ingestor:
         self.metrics.indicator_ms.add((time.monotonic() - started) * 1000)
         self.redis.call(self.store.write_indicators, symbol, values)
         self._since_refresh[symbol] = 0
-
-
-def _records(chunk: FeedChunk) -> int:
-    return sum(len(x) for x in (chunk.trades, chunk.quotes) if x is not None) + len(chunk.books)
 
 
 class _Pacer:

@@ -1,20 +1,21 @@
-"""Tick validation: every bad record is rejected with a named reason, never dropped silently.
+"""Tick and quote validation: every bad record is rejected with a named reason, never dropped silently.
 
 Checks are vectorized over a whole chunk; only the per-symbol carry-over
-(newest timestamp, last price and side) is kept between chunks.
+(newest timestamp, last price and side) is kept between chunks. Ingest and
+import both validate through these functions.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
-import pandas as pd
 
 from fractal_assets.config import SETTINGS, Config
 from fractal_assets.market.symbols import SYMBOL_GRAMMAR, InvalidSymbol, normalize_symbol
-from fractal_assets.market.ticks import BUY, RawTrades, Rejection, tick_rule, to_ticks
+from fractal_assets.market.ticks import BUY, QUOTE_DTYPE, RawQuotes, RawTrades, Rejection, tick_rule, to_ticks
 
 UNPARSEABLE = "unparseable"
 BAD_PRICE = "bad_price"
@@ -61,20 +62,34 @@ class SymbolState:
 
 @dataclass
 class Validated:
-    """One symbol's accepted ticks of a chunk, with their source sequence numbers."""
+    """One symbol's accepted ticks of a chunk, column by column, with their source sequence numbers."""
 
     symbol: str
-    ticks: np.ndarray
+    ts: np.ndarray
+    price: np.ndarray
+    volume: np.ndarray
+    side: np.ndarray
     seq: np.ndarray
 
+    def __len__(self) -> int:
+        return len(self.seq)
 
-def normalize_symbols(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    @cached_property
+    def ticks(self) -> np.ndarray:
+        """The ticks as ``TICK_DTYPE`` records, the hot tier's form (built when first asked for)."""
+        return to_ticks(self.ts, self.price, self.volume, self.side)
+
+
+def normalize_symbols(
+    raw: np.ndarray, codes: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(code per row, normalized name per code, valid flag per code).
 
     Symbols repeat heavily, so each distinct one is checked once and rows
-    carry an integer code instead of a string.
+    carry an integer code instead of a string; ``codes`` are the feed's own
+    (code per row, distinct symbols) when it has them.
     """
-    codes, uniques = pd.factorize(raw, use_na_sentinel=False)
+    codes, uniques = codes if codes is not None else factorize(raw)
     names = np.empty(len(uniques), dtype=object)
     ok = np.zeros(len(uniques), dtype=bool)
     for i, u in enumerate(uniques):
@@ -83,6 +98,19 @@ def normalize_symbols(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
         except InvalidSymbol:
             names[i] = str(u)
     return codes, names, ok
+
+
+def factorize(raw: np.ndarray) -> tuple[np.ndarray, list[object]]:
+    """(code per row, distinct values) of an array of symbols, through Arrow's hash table."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        array = pa.array(raw, type=pa.string(), from_pandas=True)
+    except (pa.ArrowException, TypeError):
+        array = pa.array([str(value) for value in raw], type=pa.string())
+    encoded = pc.dictionary_encode(array.fill_null(""))
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary.to_pylist()
 
 
 def _reject(trades: RawTrades, rows: np.ndarray, reason: str, detail: str, symbols: np.ndarray) -> list[Rejection]:
@@ -107,7 +135,7 @@ def validate(
     ``states`` is updated in place with the accepted ticks, so the next chunk
     continues the timestamp check and the tick rule where this one ended.
     """
-    codes, names, valid = normalize_symbols(trades.symbol)
+    codes, names, valid = normalize_symbols(trades.symbol, trades.symbol_codes)
     checks = (
         (valid[codes], BAD_SYMBOL, f"symbol must match {SYMBOL_GRAMMAR}"),
         (np.isfinite(trades.price) & (trades.price > 0), BAD_PRICE, "price must be finite and > 0"),
@@ -151,8 +179,42 @@ def validate(
         inferred = tick_rule(price, state.last_price, state.last_side)
         given = trades.side[good]
         side = np.where(np.isnan(given), inferred, given).astype(np.int8)
-        accepted.append(Validated(symbol, to_ticks(trades.ts[good], price, trades.volume[good], side), trades.seq[good]))
+        accepted.append(Validated(symbol, trades.ts[good], price, trades.volume[good], side, trades.seq[good]))
         state.max_ts = int(running[-1] if state.max_ts is None else max(running[-1], state.max_ts))
         state.last_price, state.last_side = float(price[-1]), int(inferred[-1])
     rejections.sort(key=lambda r: r.seq)
+    return accepted, rejections
+
+
+@dataclass
+class ValidatedQuotes:
+    """One symbol's accepted quotes of a chunk, with their source sequence numbers."""
+
+    symbol: str
+    quotes: np.ndarray
+    seq: np.ndarray
+
+
+def validate_quotes(quotes: RawQuotes, bounds: Bounds = Bounds()) -> tuple[list[ValidatedQuotes], list[Rejection]]:
+    """Split quotes into accepted ones per symbol and rejections: a quote needs a valid symbol,
+    a time a tick could have and 0 < bid <= ask <= ``bounds.max_price``."""
+    codes, names, valid = normalize_symbols(quotes.symbol)
+    in_range = (quotes.ts > 0) & (quotes.ts <= time.time() * 1000 + FUTURE_SLACK_MS)
+    sane = (np.isfinite(quotes.bid) & np.isfinite(quotes.ask) & (quotes.bid > 0) & (quotes.ask >= quotes.bid)
+            & (quotes.ask <= bounds.max_price))
+    rejections = [
+        Rejection(int(quotes.seq[i]), TS_OUT_OF_RANGE if not in_range[i] else BAD_QUOTE,
+                  "timestamp must be after 1970 and at most a day past the wall clock" if not in_range[i]
+                  else f"quote needs a valid symbol and 0 < bid <= ask <= {bounds.max_price:g} (FRACTAL_MAX_PRICE)",
+                  f"{quotes.symbol[i]},{quotes.ts[i]},{quotes.bid[i]},{quotes.ask[i]}", str(names[codes[i]]))
+        for i in np.flatnonzero(~(valid[codes] & in_range & sane))
+    ]
+    keep = valid[codes] & in_range & sane
+    accepted = []
+    for code in np.unique(codes[keep]):
+        rows = keep & (codes == code)
+        block = np.empty(int(rows.sum()), dtype=QUOTE_DTYPE)
+        for name in QUOTE_DTYPE.names:
+            block[name] = getattr(quotes, name)[rows]
+        accepted.append(ValidatedQuotes(str(names[code]), block, quotes.seq[rows]))
     return accepted, rejections

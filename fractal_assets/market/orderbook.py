@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from fractal_assets.market import schema
+
+if TYPE_CHECKING:
+    from fractal_assets.market.ticks import BookSnapshot
 
 Level = tuple[float, float]
 """One ``(price, quantity)`` pair."""
@@ -63,3 +69,26 @@ class OrderBook:
 def _levels_array(side: dict[float, float], prices: list[float]) -> np.ndarray:
     """``(price, quantity)`` rows of the chosen prices (selecting on bare float keys is cheaper than on pairs)."""
     return np.array([(price, side[price]) for price in prices], dtype=np.float64).reshape(-1, 2)
+
+
+def book_records(books: Sequence[BookSnapshot]) -> np.ndarray:
+    """Snapshots as ``schema.BOOK`` records; levels past a book's depth are NaN."""
+    out = np.zeros(len(books), schema.BOOK.numpy)
+    for name in schema.BOOK.names[1:]:
+        out[name] = np.nan
+    for i, book in enumerate(books):
+        out["ts"][i] = book.ts
+        for side, levels in (("bid", book.bids), ("ask", book.asks)):
+            depth = min(len(levels), schema.BOOK_LEVELS)
+            out[f"{side}_price"][i, :depth] = levels[:depth, 0]
+            out[f"{side}_size"][i, :depth] = levels[:depth, 1]
+    return out
+
+
+def book_dict(ts: int, bid_price: np.ndarray, bid_size: np.ndarray, ask_price: np.ndarray,
+              ask_size: np.ndarray) -> dict[str, Any]:
+    """A stored snapshot as the API returns books: ``{ts, bids, asks}``, levels ``[price, qty]``."""
+    def levels(price: np.ndarray, size: np.ndarray) -> list[list[float]]:
+        return [[float(p), float(q)] for p, q in zip(price, size) if not np.isnan(p)]
+
+    return {"ts": int(ts), "bids": levels(bid_price, bid_size), "asks": levels(ask_price, ask_size)}
