@@ -84,7 +84,7 @@ def build_data(config: Config, home: Path) -> None:
     """Simulate a few minutes of market into Redis, then materialize every symbol-day into a
     persistent instance, so the UI has runs, partitions, checks and metadata to show."""
     store = HotStore(redis.Redis.from_url(config.redis_url), Keys(config.key_prefix))
-    spec = SimulatorSpec(symbols=SYMBOLS, rate=5, duration_s=MARKET_SECONDS, start_ms=START_MS, seed=11)
+    spec = SimulatorSpec(symbols=SYMBOLS, rate=5, duration_s=MARKET_SECONDS, start_ms=START_MS, seed=11, chunk_ms=60_000)
     assert Ingestor(config, store, "sim:browser-test").run(simulate(spec)).total_accepted > 0
     days = partitions_with_data(store, config.cold)
     assert [(d.symbol, d.date) for d in days] == [(s, DATE) for s in sorted(SYMBOLS)]
@@ -145,9 +145,10 @@ def webserver(config: Config, home: Path, log: Path) -> Iterator[str]:
         stop(process)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ui(tmp_path_factory: pytest.TempPathFactory, redis_server: str) -> Iterator[Ui]:
-    """One materialized data dir and webserver for the module: building them takes most of its time."""
+    """One materialized data dir and webserver for the session: building them takes most of the
+    module's time (and xdist may hand the module's tests to its worker in more than one batch)."""
     root = tmp_path_factory.mktemp("browser")
     home = root / "dagster_home"
     home.mkdir()
