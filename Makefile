@@ -44,9 +44,9 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 
-# Everything that needs no server but Redis: a quick loop while developing.
+# Everything that needs no server but the system (or one embedded) Redis: a quick loop while developing.
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -n 2 --dist loadgroup -m "not (slow or browser or ceph or redis_cluster or tls or postgres)"
+	$(BIN)/pytest -q -n 2 --dist loadgroup -m "not (slow or infra or browser or ceph or redis_cluster or tls or postgres)"
 
 redis: $(STAMP)
 	$(BIN)/fractal redis start

@@ -29,6 +29,7 @@ from fractal_assets.market.ticks import QUOTE_DTYPE, TICK_DTYPE
 from fractal_assets_tests.support import write_ticks
 
 
+@pytest.mark.infra
 def test_redis_restart_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     url = ensure_embedded_redis(data_dir)

@@ -56,6 +56,7 @@ def small_deployment(config: Config) -> None:
     write_ticks(config.cold, "PRV", "2020-02-22", ticks)
 
 
+@pytest.mark.infra
 def test_the_fractal_command_creates_only_private_files(tmp_path: Path) -> None:
     """Ingest into the embedded Redis, materialize, back up: under a umask of 022 every
     directory is 0700, every file 0600 (the socket 0700), Redis's own files included."""
@@ -92,6 +93,7 @@ def test_library_calls_create_private_files_without_touching_the_umask(
     assert {"warm.db", "warm.db-wal", "warm.db-shm", f"cold/{PARTITION}/part-0.parquet"} <= found["file 0600"]
 
 
+@pytest.mark.infra
 def test_group_access_makes_data_group_readable_but_keeps_redis_private(
     config: Config, tmp_path: Path, loose_umask: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

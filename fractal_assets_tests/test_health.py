@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 from dagster import DagsterInstance, Definitions, build_sensor_context
 
@@ -126,6 +127,7 @@ def test_a_new_deployment_is_healthy_with_notes_and_health_creates_nothing(tmp_p
     assert list(empty.iterdir()) == []
 
 
+@pytest.mark.infra
 def test_an_embedded_redis_that_ran_and_stopped_is_a_failure(tmp_path: Path) -> None:
     config = Config.from_env(data_dir=tmp_path / "data", redis_url="")
     ensure_embedded_redis(config.data_dir)

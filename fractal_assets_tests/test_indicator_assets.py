@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import pytest
+import redis
 from dagster import DagsterInstance
 
 from fractal_assets.cli import source_id
@@ -17,6 +19,7 @@ from fractal_assets.config import Config
 from fractal_assets.defs.materialize import materialize_days, partitions_with_data
 from fractal_assets.defs.resources import resources_for
 from fractal_assets.feeds import open_feed
+from fractal_assets.hot.keys import Keys
 from fractal_assets.hot.store import HotStore
 from fractal_assets.indicators.realtime import INDICATORS, TIMEFRAME, WINDOW_SECONDS
 from fractal_assets.indicators.vpin import vpin_span
@@ -24,20 +27,36 @@ from fractal_assets.indicators.windows import window_metrics
 from fractal_assets.ingest.ingestor import Ingestor
 from fractal_assets.market.calendar import day_start_ms
 from fractal_assets.market.ticks import QUOTE_DTYPE, TICK_DTYPE
-from fractal_assets_tests.support import shared_file
+from fractal_assets_tests.support import private_prefix, shared_file
 
 BINANCE = "hftbacktest_binance_spot_feed_20240808/{}_20240808.gz"
 
 
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory, redis_server: str) -> Iterator[tuple[Config, HotStore]]:
+    """Both real Binance files ingested and materialized once for the module: its tests only read."""
+    with private_prefix(redis_server) as prefix:
+        config = Config.from_env(data_dir=tmp_path_factory.mktemp("indicator-assets") / "data",
+                                 redis_url=redis_server, key_prefix=prefix)
+        store = HotStore(redis.Redis.from_url(config.redis_url), Keys(config.key_prefix))
+        for name in ("btcusdt", "ethusdt"):
+            path = shared_file(BINANCE.format(name))
+            Ingestor(config, store, source_id(path)).run(open_feed(path))
+        days = partitions_with_data(store, config.cold)
+        with DagsterInstance.ephemeral() as instance:
+            assert materialize_days(days, instance, resources_for(config)) == []
+        yield config, store
+
+
 @pytest.fixture
-def built(config: Config, store: HotStore) -> Config:
-    for name in ("btcusdt", "ethusdt"):
-        path = shared_file(BINANCE.format(name))
-        Ingestor(config, store, source_id(path)).run(open_feed(path))
-    days = partitions_with_data(store, config.cold)
-    with DagsterInstance.ephemeral() as instance:
-        assert materialize_days(days, instance, resources_for(config)) == []
-    return config
+def built(deployment: tuple[Config, HotStore]) -> Config:
+    return deployment[0]
+
+
+@pytest.fixture
+def store(deployment: tuple[Config, HotStore]) -> HotStore:
+    """The module's deployment's hot tier (in place of conftest's fresh one)."""
+    return deployment[1]
 
 
 def cold_frame(config: Config, symbol: str, dataset: str) -> pd.DataFrame:

@@ -160,6 +160,7 @@ def test_realtime_indicators_cover_the_tail_however_it_was_flushed(
     assert imbalance["ts"] == frame["ts"].iloc[-1] and imbalance["value"] == last["side"].sum()
 
 
+@pytest.mark.infra
 def test_embedded_redis_starts_under_the_data_dir_when_no_url_is_set(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("FRACTAL_REDIS_URL", raising=False)
     data_dir = tmp_path / "data"
