@@ -68,7 +68,6 @@ class TsParser:
     def __post_init__(self) -> None:
         if self.unit not in TS_UNITS:
             raise ValueError(f"--ts-unit {self.unit!r} must be one of {', '.join(TS_UNITS)}")
-        self._given = self.unit != "auto"
         self._said: set[str] = set()
 
     def take_notes(self) -> list[str]:

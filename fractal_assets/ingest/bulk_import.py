@@ -19,7 +19,7 @@ the last one ingest stored; the symbol's other ticks were rejected by ingest
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +40,7 @@ from fractal_assets.cold.parquet import (
 )
 from fractal_assets.cold.store import ColdStore
 from fractal_assets.hot.store import NOTHING, HotStore
+from fractal_assets.ingest.summary import RunCounts
 from fractal_assets.ingest.validation import Bounds, SymbolState, normalize_symbols, validate, validate_quotes
 from fractal_assets.market.calendar import SymbolDay
 from fractal_assets.market.orderbook import book_records
@@ -66,29 +67,12 @@ Partition = tuple[str, SymbolDay]
 
 
 @dataclass
-class ImportReport:
+class ImportReport(RunCounts):
     """What one import did."""
 
-    accepted: Counter[str] = field(default_factory=Counter)
-    """Ticks stored per symbol."""
-    rejected: Counter[str] = field(default_factory=Counter)
-    """Rejections per reason (each dead-lettered)."""
-    skipped: int = 0
-    """Records an earlier ingest or import of the same content had handled."""
-    quotes: int = 0
-    books: int = 0
     partitions: set[SymbolDay] = field(default_factory=set)
     """``raw_ticks`` partitions written."""
     last_seq: int = NOTHING
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def total_accepted(self) -> int:
-        return sum(self.accepted.values())
-
-    @property
-    def total_rejected(self) -> int:
-        return sum(self.rejected.values())
 
 
 @dataclass(frozen=True)

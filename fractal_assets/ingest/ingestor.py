@@ -31,6 +31,7 @@ from fractal_assets.ingest import live_vpin
 from fractal_assets.ingest.live_bars import LiveBars
 from fractal_assets.ingest.live_vpin import LiveVpin
 from fractal_assets.ingest.metrics import PUSH_EVERY_S, IngestMetrics
+from fractal_assets.ingest.summary import RunCounts
 from fractal_assets.ingest.validation import Bounds, SymbolState, normalize_symbols, validate, validate_quotes
 from fractal_assets.market.ticks import (
     QUOTE_DTYPE,
@@ -45,26 +46,10 @@ from fractal_assets.market.ticks import (
 
 
 @dataclass
-class IngestReport:
+class IngestReport(RunCounts):
     """What one run of ingest did."""
 
-    accepted: Counter[str] = field(default_factory=Counter)
-    rejected: Counter[str] = field(default_factory=Counter)
-    skipped: int = 0
-    """Records an earlier run had already stored."""
-    books: int = 0
-    quotes: int = 0
     seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
-    """What the feed found out about the file (e.g. the unit of its timestamps)."""
-
-    @property
-    def total_accepted(self) -> int:
-        return sum(self.accepted.values())
-
-    @property
-    def total_rejected(self) -> int:
-        return sum(self.rejected.values())
 
 
 @dataclass

@@ -108,7 +108,6 @@ class LiveBars:
         self.tolerance = config.ts_tolerance_ms
         self._open: dict[str, _Open] = {}
         self._conn: sqlite3.Connection | None = None
-        self.bars_written = 0
         self._newest = NEVER
         self._received = 0.0
         """Newest tick committed across symbols, and when (monotonic s)."""
@@ -175,7 +174,7 @@ class LiveBars:
             state.late = None
             state.forget(self.tolerance)
         if rows:
-            self.bars_written += upsert_bars(self._warm(), rows)
+            upsert_bars(self._warm(), rows)
         if advanced:
             self.redis.call(self.store.mark_live_bars, advanced)
         return {symbol: bars for symbol, tf, bars in rows if tf == "5m"}

@@ -63,6 +63,8 @@ class DayReport:
     already_archived: int = 0
     duplicates: int = 0
     """Hot ticks already in the cold tier (archived before their watermark moved): not stored twice."""
+    ts_range: tuple[int, int] | None = None
+    """The day's first and last tick times (epoch ms), None without ticks."""
     bars: dict[str, int] = field(default_factory=dict)
     checks: dict[tuple[str, str], tuple[bool, dict]] = field(default_factory=dict)
     """(timeframe, check name) -> (passed, details)."""
@@ -224,7 +226,9 @@ def build_symbol(sources: Sources, symbol: str, dates: list[str], selection: Sel
         else:
             tick_table, quote_table = read_ticks(cold, symbol, date), read_quotes(cold, symbol, date)
             report = DayReport(symbol, date, tick_table.num_rows, quote_table.num_rows)
-        final_ms = final_until(day, tick_table.column("ts").to_numpy(), sources.tolerance_ms, sources.now())
+        ts = tick_table.column("ts").to_numpy()
+        report.ts_range = (int(ts[0]), int(ts[-1])) if len(ts) else None
+        final_ms = final_until(day, ts, sources.tolerance_ms, sources.now())
         build_bars(sources.warm, day, tick_table, selection.timeframes, final_ms, report)
         if not report.blocked:
             build_indicators(sources.warm, day, tick_table, quote_table, selection.indicators, sources.vpin_days, report)

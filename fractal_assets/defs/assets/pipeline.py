@@ -30,7 +30,7 @@ from dagster import Config as DagsterConfig
 
 from fractal_assets.config import env_value
 from fractal_assets.defs.assets.hot import hot_ticks
-from fractal_assets.defs.metadata import markdown_table, png_markdown
+from fractal_assets.defs.metadata import markdown_table, png_markdown, time_range
 from fractal_assets.defs.partitions import date_partitions
 from fractal_assets.defs.plots import candlestick_png, fractal_png, microstructure_png, series_png
 from fractal_assets.defs.resources import ColdTierResource, HotTierResource, WarmTierResource
@@ -175,6 +175,7 @@ def raw_ticks_metadata(report: RunReport) -> dict:
         "duplicates_dropped": MetadataValue.int(sum(d.duplicates for d in report.days)),
         "quotes": MetadataValue.int(sum(d.quotes for d in report.days)),
         "hot_entries_trimmed": MetadataValue.int(report.trimmed_entries),
+        **time_range(np.array([t for d in report.days if d.ts_range for t in d.ts_range], dtype=np.int64)),
         "per_symbol_day": day_table(report, ticks=lambda d: d.ticks, from_hot=lambda d: d.from_hot,
                                     quotes=lambda d: d.quotes),
     }
